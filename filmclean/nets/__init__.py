@@ -1,0 +1,63 @@
+"""Restoration networks.
+
+Tensor contract shared by every network here (and by the ONNX files exported from them):
+
+- input ``x``: ``(N, 3, H, W)`` float32 (or float16 on CUDA), RGB, range ``[0, 1]``;
+  ``H`` and ``W`` must be multiples of the network's ``size_multiple`` (the engine pads tiles).
+- output: ``(N, 3, H, W)`` restored RGB in ``[0, 1]``; networks with ``has_mask = True`` return a
+  tuple ``(restored, mask)`` where ``restored`` is the raw repair (meaningful where mask is high)
+  and ``mask`` is ``(N, 1, H, W)``, the per-pixel damage probability in ``[0, 1]``.
+
+Every network class carries three class/instance attributes used by the engine:
+
+- ``size_multiple`` (int): H and W must be divisible by it.
+- ``receptive_radius`` (int): how far (in pixels) an output pixel can see; tiles overlapping by at
+  least twice this produce the same result as whole-frame inference.
+- ``has_mask`` (bool): whether forward returns ``(restored, mask)``.
+
+Networks are built by name from :data:`ARCHITECTURES` (an explicit table; nothing is discovered by
+importing files from a folder). A network's constructor takes only JSON-serialisable keyword
+arguments so that ``(arch, config)`` stored beside the weights rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch import nn
+
+# name -> "module:Class"; modules are imported on demand so that heavy networks cost nothing unless used
+ARCHITECTURES: dict[str, str] = {
+    "identity": "filmclean.nets.simple:IdentityNet",
+    "tinyconv": "filmclean.nets.simple:TinyConvNet",
+    "tinymask": "filmclean.nets.simple:TinyMaskNet",
+    "paper_unet": "filmclean.nets.paper_unet:PaperUNet",
+    "maskguided": "filmclean.nets.maskguided:MaskGuidedNet",
+}
+
+
+def network_class(arch: str) -> type[nn.Module]:
+    """Return the class registered under ``arch`` (raises ``KeyError`` for unknown names)."""
+    if arch not in ARCHITECTURES:
+        raise KeyError(f"unknown network architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    module_name, cls_name = ARCHITECTURES[arch].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def build_network(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
+    """Build a network by registered name with keyword ``config``."""
+    return network_class(arch)(**(config or {}))
+
+
+def network_info(net: nn.Module) -> dict[str, Any]:
+    """The engine-facing attributes of a network as a plain dict."""
+    return {
+        "size_multiple": int(getattr(net, "size_multiple", 1)),
+        "receptive_radius": int(getattr(net, "receptive_radius", 0)),
+        "has_mask": bool(getattr(net, "has_mask", False)),
+    }
+
+
+__all__ = ["ARCHITECTURES", "build_network", "network_class", "network_info", "torch"]
