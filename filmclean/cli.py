@@ -15,6 +15,99 @@ def cli() -> None:
     """Remove dust and scratches from scanned film: reels, image sequences and still scans."""
 
 
+def _model_options(f):
+    """Options shared by every command that runs a model."""
+    opts = [
+        click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+                     help="Model file (.safetensors or .onnx). Default: the shipped default model."),
+        click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+                     help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--tile", type=click.IntRange(min=16), default=512, show_default=True,
+                     help="Tile size in pixels; memory is bounded by the tile, not the frame."),
+        click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
+        click.option("--overlap", type=click.IntRange(min=0), default=None,
+                     help="Tile overlap in pixels [default: twice the network's receptive radius]."),
+        click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per network call."),
+        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+                     help="Mask models: damage probability from which a pixel is repaired; "
+                          "higher leaves more of the picture untouched."),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet):
+    from rich.console import Console
+
+    from .engine import RestoreOptions, Restorer
+    from .model import load_model
+
+    be = load_model(model_path, backend=backend, device=device, threads=threads)
+    restorer = Restorer(be, RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch,
+                                           threshold=threshold))
+    if not quiet:
+        Console(stderr=True).print(f"model: {model_path or 'default'} | backend: {be.describe()} | "
+                                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}")
+    return restorer
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Output video; the extension picks the codec (.mkv FFV1, .mov ProRes, .mp4 H.264).")
+@click.option("--codec", default=None, help="Override the encoder (e.g. ffv1, prores_ks, libx264, libx265).")
+@click.option("--crf", type=int, default=None, help="Quality for H.264/H.265 (lower is better).")
+@click.option("--pix-fmt", default=None, help="Override the output pixel format (e.g. yuv422p10le).")
+@click.option("--start", type=float, default=None, help="Start time in seconds.")
+@click.option("--end", type=float, default=None, help="End time in seconds (exclusive).")
+@click.option("--mask-out", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write the damage mask as a greyscale video (mask models only).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
+@_model_options
+def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force, model_path, backend, device, tile,
+            no_tile, overlap, batch, threshold, threads, quiet):
+    """Restore a reel (any video PyAV reads) into OUTPUT, keeping audio, timing and bit depth."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .pipeline import VideoOptions, restore_video
+
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("--end must be after --start")
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet)
+    opts = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, end=end, force=force,
+                        mask_out=Path(mask_out) if mask_out else None)
+    stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
+    if not quiet:
+        Console(stderr=True).print(f"wrote {output}: {stats.summary()}")
+
+
+@cli.command()
+@click.argument("input_spec", metavar="INPUT")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Output folder; files keep their names, format and bit depth.")
+@click.option("--mask-out", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for greyscale damage masks (mask models only).")
+@click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
+@_model_options
+def frames(input_spec, output, mask_out, force, model_path, backend, device, tile, no_tile, overlap, batch, threshold,
+           threads, quiet):
+    """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
+    from rich.console import Console
+
+    from .pipeline import restore_frames
+
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet)
+    stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet)
+    if not quiet:
+        Console(stderr=True).print(f"wrote {output}: {stats.summary()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     from .errors import FilmcleanError

@@ -1,0 +1,123 @@
+"""Inference backends: eager PyTorch and ONNX Runtime behind one call signature.
+
+A backend is called with a batch of tiles ``(N, 3, h, w)`` float32 numpy in ``[0, 1]`` (``h, w``
+multiples of ``info["size_multiple"]``) and returns ``(restored, mask)``: ``restored`` is
+``(N, 3, h, w)`` float32, ``mask`` is ``(N, 1, h, w)`` float32 in ``[0, 1]`` or ``None`` when the
+network predicts no mask.
+
+``describe()`` reports what actually runs (ONNX Runtime may fall back from CUDA to the CPU
+silently; the provider in use is read back from the session, never assumed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+
+class Backend(Protocol):
+    name: str
+    device: str
+    info: dict[str, Any]
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def describe(self) -> str: ...
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch always importable here
+        return False
+
+
+class TorchBackend:
+    """Eager PyTorch. On CUDA the network runs in float16 (``fp16=True``, the default there)."""
+
+    name = "torch"
+
+    def __init__(self, net, info: dict[str, Any], device: str = "auto", fp16: bool | None = None,
+                 threads: int | None = None) -> None:
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ModelError("--device cuda was asked for but PyTorch sees no CUDA GPU")
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = device
+        self.fp16 = (device == "cuda") if fp16 is None else bool(fp16 and device == "cuda")
+        self.info = dict(info)
+        self.net = net.to(device).eval()
+        if self.fp16:
+            self.net = self.net.half()
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            if self.fp16:
+                x = x.half()
+            out = self.net(x)
+            if isinstance(out, (tuple, list)):
+                img, mask = out[0], out[1]
+            else:
+                img, mask = out, None
+            img_np = img.float().cpu().numpy()
+            mask_np = None if mask is None else mask.float().cpu().numpy()
+        return img_np, mask_np
+
+    def describe(self) -> str:
+        return f"torch ({self.device}{', fp16' if self.fp16 else ''})"
+
+
+class OnnxBackend:
+    """ONNX Runtime with the CUDA provider when a GPU is usable, else the CPU provider."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, info: dict[str, Any], device: str = "auto", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise ModelError("--device cuda was asked for but ONNX Runtime has no CUDA provider", path)
+        want_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available and cuda_available())
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        ort.set_default_logger_severity(3)  # our own report says which provider runs
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"ONNX Runtime cannot load the model ({type(exc).__name__}: {exc})", path) from None
+        self.providers = self.session.get_providers()
+        if device == "cuda" and self.providers[0] != "CUDAExecutionProvider":
+            raise ModelError("ONNX Runtime could not start its CUDA provider (CUDA/cuDNN libraries missing?)", path)
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.info = dict(info)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_half = "float16" in inp.type
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        x = np.ascontiguousarray(batch, dtype=np.float16 if self.input_half else np.float32)
+        outs = self.session.run(None, {self.input_name: x})
+        img = outs[0].astype(np.float32, copy=False)
+        mask = outs[1].astype(np.float32, copy=False) if len(outs) > 1 else None
+        return img, mask
+
+    def describe(self) -> str:
+        return f"onnx ({self.providers[0]})"

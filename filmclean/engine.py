@@ -1,0 +1,105 @@
+"""Restore one frame: tiling, batching, blending and (for mask networks) mask-guided compositing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tiling import TileAccumulator, extract_tiles, make_grid, pad_frame
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How frames are cut and composited.
+
+    - ``tile``: tile size in pixels (``None`` = whole frame in one pass);
+    - ``overlap``: minimum overlap between neighbouring tiles (``None`` = twice the network's
+      receptive radius, capped at half the tile, which makes tiling exact for plain CNNs);
+    - ``batch``: tiles per network call;
+    - ``threshold``: for mask networks, the damage probability at or above which a pixel is
+      replaced by the repair; below it the input pixel passes through unchanged (higher is more
+      conservative). Ignored by networks without a mask.
+    """
+
+    tile: int | None = 512
+    overlap: int | None = None
+    batch: int = 4
+    threshold: float = 0.5
+
+
+@dataclass
+class RestoredFrame:
+    """``image``: ``(H, W, 3)`` float32 in ``[0, 1]``; ``mask``: ``(H, W)`` float32 or ``None``.
+
+    For mask networks ``mask`` is the network's damage probability (before thresholding).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+
+
+class Restorer:
+    """Apply a backend (see :mod:`filmclean.backends`) to whole frames of any size.
+
+    ``restore(rgb)`` takes ``(H, W, 3)`` float32 RGB in ``[0, 1]`` and returns a :class:`RestoredFrame`
+    of the same size. Memory is bounded by the tile and batch size plus a few frame-sized buffers.
+    """
+
+    def __init__(self, backend, options: RestoreOptions | None = None) -> None:
+        self.backend = backend
+        self.options = options or RestoreOptions()
+        info = backend.info
+        self.multiple = int(info.get("size_multiple", 1))
+        self.radius = int(info.get("receptive_radius", 0))
+        self.has_mask = bool(info.get("has_mask", False))
+        # reflection margin around the frame: enough context for the network at the frame border
+        self.margin = min(self.radius, 16)
+
+    @property
+    def overlap(self) -> int:
+        o = self.options
+        if o.overlap is not None:
+            return int(o.overlap)
+        ov = 2 * self.radius
+        if o.tile is not None:
+            ov = min(ov, o.tile // 2)
+        return ov
+
+    def restore(self, rgb: np.ndarray) -> RestoredFrame:
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
+        h, w = rgb.shape[:2]
+        o = self.options
+        grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
+        chw = np.ascontiguousarray(np.transpose(rgb, (2, 0, 1)), dtype=np.float32)
+        padded = pad_frame(chw, grid)
+        img_acc = TileAccumulator(grid, 3)
+        mask_acc = TileAccumulator(grid, 1) if self.has_mask else None
+        n = len(grid)
+        bs = max(1, int(o.batch))
+        for first in range(0, n, bs):
+            idx = list(range(first, min(n, first + bs)))
+            out, mask = self.backend(extract_tiles(padded, grid, idx))
+            for j, i in enumerate(idx):
+                img_acc.add(i, out[j])
+                if mask_acc is not None and mask is not None:
+                    mask_acc.add(i, mask[j])
+        restored = img_acc.result()
+        if mask_acc is None:
+            image = np.clip(np.transpose(restored, (1, 2, 0)), 0.0, 1.0)
+            return RestoredFrame(np.ascontiguousarray(image, dtype=np.float32), None)
+        prob = np.clip(mask_acc.result()[0], 0.0, 1.0)
+        image = composite(rgb, np.transpose(restored, (1, 2, 0)), prob, o.threshold)
+        return RestoredFrame(image, prob.astype(np.float32))
+
+
+def composite(rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask-guided output: the repair where ``prob >= threshold``, the untouched input elsewhere.
+
+    ``rgb``, ``repaired``: ``(H, W, 3)``; ``prob``: ``(H, W)``. Pixels below the threshold are
+    bit-identical to the input.
+    """
+    sel = (prob >= threshold)[..., None]
+    out = np.where(sel, np.clip(repaired, 0.0, 1.0), rgb)
+    return np.ascontiguousarray(out, dtype=np.float32)
