@@ -41,8 +41,6 @@ def _model_options(f):
 
 
 def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet):
-    from rich.console import Console
-
     from .engine import RestoreOptions, Restorer
     from .model import load_model
 
@@ -50,8 +48,8 @@ def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, t
     restorer = Restorer(be, RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch,
                                            threshold=threshold))
     if not quiet:
-        Console(stderr=True).print(f"model: {model_path or 'default'} | backend: {be.describe()} | "
-                                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}")
+        click.echo(f"model: {model_path or 'default'} | backend: {be.describe()} | "
+                                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}", err=True)
     return restorer
 
 
@@ -73,8 +71,6 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
     """Restore a reel (any video PyAV reads) into OUTPUT, keeping audio, timing and bit depth."""
     from pathlib import Path
 
-    from rich.console import Console
-
     from .pipeline import VideoOptions, restore_video
 
     if start is not None and end is not None and end <= start:
@@ -84,7 +80,7 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
                         mask_out=Path(mask_out) if mask_out else None)
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
-        Console(stderr=True).print(f"wrote {output}: {stats.summary()}")
+        click.echo(f"wrote {output}: {stats.summary()}", err=True)
 
 
 @cli.command()
@@ -98,14 +94,25 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 def frames(input_spec, output, mask_out, force, model_path, backend, device, tile, no_tile, overlap, batch, threshold,
            threads, quiet):
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
-    from rich.console import Console
-
     from .pipeline import restore_frames
 
     restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet)
     stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet)
     if not quiet:
-        Console(stderr=True).print(f"wrote {output}: {stats.summary()}")
+        click.echo(f"wrote {output}: {stats.summary()}", err=True)
+
+
+def _register_lifecycle_commands() -> None:
+    """Model life-cycle commands live with the training code (only click is imported by these modules)."""
+    from .train.cli_data import dustify_command
+    from .train.cli_train import export_onnx_command, train_command
+
+    cli.add_command(dustify_command)
+    cli.add_command(train_command)
+    cli.add_command(export_onnx_command)
+
+
+_register_lifecycle_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .engine import Restorer
 from .errors import FilmcleanError, InputError, OutputError
 
@@ -194,21 +196,6 @@ class RunStats:
         return s
 
 
-def check_output_path(output: Path, inputs: Iterable[Path], force: bool) -> None:
-    """Refuse to overwrite an input or (without ``force``) an existing output; check writability."""
-    out_res = output.resolve()
-    for p in inputs:
-        if p.exists() and p.resolve() == out_res:
-            raise OutputError("output is the input file; choose another output name", output)
-    if output.exists() and not force:
-        raise OutputError("output exists; pass --force to overwrite it", output)
-    parent = out_res.parent
-    if not parent.is_dir():
-        raise OutputError("output folder does not exist", parent)
-    if not os.access(parent, os.W_OK):
-        raise OutputError("output folder is not writable", parent)
-
-
 def restore_video(input_path: str | Path, output_path: str | Path, restorer: Restorer,
                   options: VideoOptions = VideoOptions(), quiet: bool = False) -> RunStats:
     """Restore a reel: decode with PyAV, restore every frame, encode, copy the other streams.
@@ -216,23 +203,26 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
     The output is written under a temporary name and renamed when complete. Audio, subtitle and
     data streams are copied packet for packet; frame timestamps, rate, size and bit depth are kept.
     """
+    from .io import check_output_path, same_file
     from .io.video import MaskWriter, PacketItem, VideoFrameItem, VideoReader, VideoWriter, probe_video
 
     inp, out = Path(input_path), Path(output_path)
     if not inp.exists():
         raise InputError("file not found", inp)
-    check_output_path(out, [inp], options.force)
+    check_output_path(out, source=inp, force=options.force)
     if options.mask_out is not None:
         if not restorer.has_mask:
             raise FilmcleanError("--mask-out: this model predicts no damage mask", options.mask_out)
-        check_output_path(Path(options.mask_out), [inp, out], options.force)
+        check_output_path(options.mask_out, source=inp, force=options.force)
+        if same_file(options.mask_out, out) or Path(options.mask_out).absolute() == out.absolute():
+            raise OutputError("--mask-out must differ from the restored output", options.mask_out)
     info = probe_video(inp)
     stats = RunStats(backend=restorer.backend.describe())
     t0 = time.perf_counter()
 
     with VideoReader(inp, start=options.start, end=options.end) as reader:
-        total = reader.expected_frames
-        with VideoWriter(out, info, template=reader, codec=options.codec, crf=options.crf, pix_fmt=options.pix_fmt,
+        total = _expected_frames(info, options)
+        with VideoWriter(out, info, reader.container, codec=options.codec, crf=options.crf, pix_fmt=options.pix_fmt,
                          force=options.force) as writer:
             mask_writer = (MaskWriter(Path(options.mask_out), info, force=options.force)
                            if options.mask_out is not None else None)
@@ -254,7 +244,7 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                             return
                         writer.write_frame(item)
                         if mask_writer is not None and mask is not None:
-                            mask_writer.write(mask, src)
+                            mask_writer.write(src, mask)
                         stats.frames += 1
                         progress.advance()
 
@@ -271,6 +261,22 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
     return stats
 
 
+def _expected_frames(info: Any, options: VideoOptions) -> int | None:
+    """Frame count for the progress bar (from the header, or duration x rate for a range)."""
+    n = info.n_frames
+    fps = float(info.fps) if info.fps else 0.0
+    if (options.start is not None or options.end is not None) and fps > 0:
+        dur = info.duration or ((n / fps) if n else None)
+        if dur is None:
+            return None
+        start = options.start or 0.0
+        end = min(options.end, dur) if options.end is not None else dur
+        return max(0, round((end - start) * fps))
+    if not n and info.duration and fps > 0:
+        n = round(info.duration * fps)
+    return n or None
+
+
 def output_name_for(src: Path, out_dir: Path) -> Path:
     return out_dir / src.name
 
@@ -282,7 +288,7 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
     Finished outputs already in ``out_dir`` are skipped (so an interrupted run resumes) unless
     ``force``. Each output is written under a temporary name and renamed when complete.
     """
-    from .io.images import list_images, read_image, write_image, write_mask
+    from .io.images import ImageData, list_images, read_image, write_image
 
     files = list_images(spec)
     out = Path(out_dir)
@@ -324,9 +330,11 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
 
         def sink(triple: Any) -> None:
             f, data, res = triple
-            write_image(output_name_for(f, out), res.image, like=data)
+            write_image(output_name_for(f, out), res.image, like=data, force=True)
             if mdir is not None and res.mask is not None:
-                write_mask(mdir / (f.stem + ".png"), res.mask)
+                grey = np.repeat(res.mask[:, :, None], 3, axis=2)
+                write_image(mdir / (f.stem + ".png"), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True),
+                            force=True)
             stats.frames += 1
             progress.advance()
 

@@ -1,0 +1,682 @@
+"""Still images and image sequences: PNG, TIFF, DPX, OpenEXR, JPEG.
+
+Reading gives an :class:`ImageData`: the picture as ``float32`` RGB ``(H, W, 3)`` (an N-bit
+sample ``v`` becomes ``v / (2**N - 1)``; float formats keep their stored values, which may lie
+outside ``[0, 1]``), an optional alpha plane, the bit depth, and the per-format metadata needed to
+write the picture back in the same format, bit depth and layout. Writing with ``like=`` an input
+image reproduces that format; integer formats round ``clip(x, 0, 1) * (2**N - 1)``, so an identity
+pass gives back the exact integers.
+
+Libraries: PyAV (FFmpeg) decodes/encodes PNG, DPX and EXR pixels, tifffile handles TIFF, OpenCV
+handles JPEG. Where they drop metadata the file-level structures are carried over by hand: the
+whole DPX header (transfer, colorimetric, film and TV headers incl. timecode and frame rate, user
+data), PNG ancillary chunks (ICC profile, gamma, chromaticities, resolution, text, EXIF) and JPEG
+APPn/COM segments (EXIF, ICC, XMP). Greyscale inputs are expanded to 3 equal channels on read and
+written back as greyscale (the mean of the channels).
+
+Known limits: palette and 1/2/4-bit PNGs are written back as 8-bit RGB(A)/grey; DPX output covers
+8/10/12/16-bit RGB, 8/16-bit RGBA and 8/16-bit luma (10-bit is written packed "method A"; other
+layouts raise :class:`OutputError`); EXR output supports the none/RLE/ZIP compressions (PIZ, B44,
+DWA ... inputs are written ZIP, which is lossless) and keeps only the basic header attributes;
+TIFF must be single-page RGB or greyscale, 8/16-bit or float, and LZW/PackBits/float-predictor
+TIFFs need the ``imagecodecs`` package; JPEG is re-encoded (lossy) at quality 95 with the
+source's chroma subsampling.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import tifffile
+
+from filmclean.errors import FilmcleanError, InputError, OutputError
+from filmclean.io import (
+    MIN_SIDE,
+    Bits,
+    check_output_path,
+    error_reason,
+    frame_samples,
+    join_channels,
+    make_frame,
+    split_channels,
+    write_bytes_atomically,
+)
+
+SUPPORTED_EXTS: frozenset[str] = frozenset({".png", ".tif", ".tiff", ".dpx", ".exr", ".jpg", ".jpeg"})
+"""Lower-case file extensions (with dot) that :func:`read_image` accepts."""
+
+_FORMAT_BY_EXT = {
+    ".png": "png",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".dpx": "dpx",
+    ".exr": "exr",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+}
+
+# Exceptions the image libraries raise for bad data; anything else is a bug and propagates.
+_LIBRARY_ERRORS = (
+    av.FFmpegError,
+    tifffile.TiffFileError,
+    cv2.error,
+    zlib.error,
+    struct.error,
+    ValueError,
+    KeyError,
+    IndexError,
+    OSError,
+)
+
+
+@dataclass
+class ImageData:
+    """One decoded image plus what is needed to write it back in the same format.
+
+    - ``rgb``: ``float32`` ``(H, W, 3)`` C-contiguous RGB (see module docstring for scaling).
+    - ``alpha``: ``float32`` ``(H, W)`` with the same scaling, or ``None``; written back unchanged.
+    - ``bits``: 8/10/12/16 for integer samples, ``"half"``/``"float"`` for float samples.
+    - ``fmt``: ``"png"``, ``"tiff"``, ``"dpx"``, ``"exr"`` or ``"jpeg"``.
+    - ``grey``: the file stores one colour channel (``rgb`` holds it three times).
+    - ``meta``: per-format write-back data: DPX ``header`` (bytes before the pixels), ``big_endian``,
+      ``transfer``, ``colorimetric``, ``timecode`` (``"hh:mm:ss:ff"`` or ``None``), ``frame_rate``
+      (float or ``None``); TIFF ``photometric``, ``planarconfig``, ``compression``, ``predictor``,
+      ``extrasamples``, ``resolution``, ``resolutionunit``, ``tile``, ``rowsperstrip``, ``tags``
+      (copied TIFF tags); PNG ``chunks`` (raw ancillary chunks, with whether they follow IDAT);
+      EXR ``compression``; JPEG ``segments`` (raw APPn/COM segments), ``sampling``, ``quality``.
+    - ``source``: the file it was read from (``None`` when built in memory).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    bits: Bits
+    fmt: str
+    grey: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return int(self.rgb.shape[1])
+
+    @property
+    def is_float(self) -> bool:
+        """Whether samples are floating point (stored values, not clipped to ``[0, 1]``)."""
+        return self.bits in ("half", "float")
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """Sort key putting ``frame2`` before ``frame10`` (digit runs compare as numbers)."""
+    parts = re.split(r"(\d+)", str(path))
+    return [int(p) if p.isdigit() else p.lower() for p in parts] + [str(path)]
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_EXTS and not path.name.startswith(".")
+
+
+def list_images(spec: str | Path) -> list[Path]:
+    """The images named by ``spec``, in natural order (``frame2`` before ``frame10``).
+
+    ``spec`` is a folder (its non-hidden files with a supported extension), a glob pattern
+    (``scans/reel1_*.dpx``; matching files with a supported extension), or one image file.
+    Raises :class:`InputError` when nothing matches, the file has an unsupported extension, or the
+    path does not exist.
+    """
+    text = str(spec)
+    path = Path(spec)
+    exts = ", ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTS))
+    if any(ch in text for ch in "*?["):
+        found = [Path(p) for p in glob.glob(text)]
+        images = [p for p in found if p.is_file() and _is_image_name(p)]
+        if not images:
+            raise InputError(f"no image files ({exts}) match the pattern", text)
+        return sorted(images, key=_natural_key)
+    if path.is_dir():
+        images = [p for p in path.iterdir() if p.is_file() and _is_image_name(p)]
+        if not images:
+            raise InputError(f"folder contains no image files ({exts})", path)
+        return sorted(images, key=_natural_key)
+    if path.is_file():
+        image_format(path)
+        return [path]
+    raise InputError("no such file or folder", path)
+
+
+def image_format(path: str | Path) -> str:
+    """The format name (``png``/``tiff``/``dpx``/``exr``/``jpeg``) for ``path``'s extension.
+
+    Raises :class:`InputError` for an unsupported extension.
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in _FORMAT_BY_EXT:
+        known = ", ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTS))
+        raise InputError(f"unsupported image format {ext or '(no extension)'!r}; supported: {known}", path)
+    return _FORMAT_BY_EXT[ext]
+
+
+# --------------------------------------------------------------------------- PyAV still codecs
+
+
+def _decode_still(codec: str, data: bytes) -> av.VideoFrame:
+    """Decode a whole-file still image (PNG/DPX/EXR bytes) with FFmpeg's ``codec`` decoder."""
+    ctx = av.CodecContext.create(codec, "r")
+    frames = ctx.decode(av.Packet(data)) + ctx.decode(None)
+    if not frames:
+        raise ValueError("no picture could be decoded")
+    return frames[0]
+
+
+def _encode_still(codec: str, frame: av.VideoFrame, options: dict[str, str] | None = None) -> bytes:
+    """Encode one frame with FFmpeg's still-image ``codec`` encoder and return the file bytes."""
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width = frame.width
+    ctx.height = frame.height
+    ctx.pix_fmt = frame.format.name
+    ctx.time_base = Fraction(1, 1)
+    if options:
+        ctx.options = options
+    frame.pts = 0
+    packets = ctx.encode(frame) + ctx.encode(None)
+    return b"".join(bytes(p) for p in packets)
+
+
+# --------------------------------------------------------------------------- PNG
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Ancillary chunks that describe the picture and stay valid when the pixels are re-encoded with
+# the same colour type and bit depth. bKGD and sBIT depend on the colour type, so they are dropped
+# for palette / low-bit-depth sources, which are written back as 8-bit RGB(A)/grey.
+_PNG_KEEP = {
+    b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"mDCV", b"cLLI", b"pHYs", b"tEXt", b"zTXt", b"iTXt", b"tIME", b"eXIf",
+}  # fmt: skip
+_PNG_KEEP_SAME_LAYOUT = {b"sBIT", b"bKGD"}
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """``(type, body, raw chunk bytes)`` for every chunk, checking structure and CRCs.
+
+    Raises ``ValueError`` describing the first defect (bad signature, truncation, CRC mismatch,
+    missing IHDR/IDAT/IEND)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG file (bad signature)")
+    chunks = []
+    pos = len(_PNG_SIGNATURE)
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise ValueError("file is truncated")
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            raise ValueError(f"file is truncated inside the {kind.decode('latin-1')} chunk")
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
+        if zlib.crc32(kind + body) != crc:
+            raise ValueError(f"corrupt data (CRC mismatch in {kind.decode('latin-1')} chunk)")
+        chunks.append((kind, body, data[pos:end]))
+        pos = end
+        if kind == b"IEND":
+            break
+    kinds = [c[0] for c in chunks]
+    if not kinds or kinds[0] != b"IHDR" or b"IDAT" not in kinds or kinds[-1] != b"IEND":
+        raise ValueError("file is truncated or incomplete (missing IHDR, IDAT or IEND)")
+    return chunks
+
+
+def _read_png(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    chunks = _png_chunks(data)
+    ihdr = chunks[0][1]
+    bit_depth, colour_type = ihdr[8], ihdr[9]
+    keep = _PNG_KEEP | (_PNG_KEEP_SAME_LAYOUT if colour_type != 3 and bit_depth >= 8 else set())
+    kept = []
+    after_idat = False
+    for kind, _, raw in chunks:
+        after_idat = after_idat or kind == b"IDAT"
+        if kind in keep:
+            kept.append((raw, after_idat))
+    samples, bits = frame_samples(_decode_still("png", data))
+    return samples, bits, {"chunks": kept}
+
+
+def _write_png(image: ImageData) -> bytes:
+    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
+    grey_fmt = {1: "gray", 2: "ya8"} if image.bits == 8 else {1: "gray16be", 2: "ya16be"}
+    rgb_fmt = {3: "rgb24", 4: "rgba"} if image.bits == 8 else {3: "rgb48be", 4: "rgba64be"}
+    pix_fmt = {**grey_fmt, **rgb_fmt}[samples.shape[2]]
+    encoded = _png_chunks(_encode_still("png", make_frame(samples, pix_fmt)))
+    kept = image.meta.get("chunks", [])
+    out = [_PNG_SIGNATURE, encoded[0][2]]
+    out += [raw for raw, after in kept if not after]
+    out += [raw for kind, _, raw in encoded[1:-1] if kind[:1].isupper()]  # critical chunks only
+    out += [raw for raw, after in kept if after]
+    out.append(encoded[-1][2])
+    return b"".join(out)
+
+
+# --------------------------------------------------------------------------- DPX
+
+
+def _dpx_endian(data: bytes) -> str:
+    if data[:4] == b"SDPX":
+        return ">"
+    if data[:4] == b"XPDS":
+        return "<"
+    raise ValueError("not a DPX file (bad magic number)")
+
+
+def _bcd_timecode(value: int) -> str | None:
+    """SMPTE 268M BCD timecode word -> ``"hh:mm:ss:ff"`` (``None`` when undefined/invalid)."""
+    if value == 0xFFFFFFFF:
+        return None
+    digits = [(value >> shift) & 0xF for shift in range(28, -4, -4)]
+    if any(d > 9 for d in digits):
+        return None
+    pairs = [digits[i] * 10 + digits[i + 1] for i in range(0, 8, 2)]
+    return "{:02d}:{:02d}:{:02d}:{:02d}".format(*pairs)
+
+
+def _dpx_rate(value: float) -> float | None:
+    return value if np.isfinite(value) and 0 < value < 1000 else None
+
+
+def _read_dpx(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    end = _dpx_endian(data)
+    (offset,) = struct.unpack_from(end + "I", data, 4)
+    (size,) = struct.unpack_from(end + "I", data, 16)
+    if len(data) < 1664 or not 1664 <= offset <= len(data):
+        raise ValueError("file is truncated or its header is invalid")
+    if len(data) < size:
+        raise ValueError(f"file is truncated ({len(data)} of {size} bytes)")
+    samples, bits = frame_samples(_decode_still("dpx", data))
+    meta: dict[str, Any] = {
+        "header": data[:offset],
+        "big_endian": end == ">",
+        "transfer": data[801],
+        "colorimetric": data[802],
+        "timecode": None,
+        "frame_rate": None,
+    }
+    if offset >= 2048:
+        meta["frame_rate"] = _dpx_rate(struct.unpack_from(end + "f", data, 1724)[0]) or _dpx_rate(
+            struct.unpack_from(end + "f", data, 1940)[0]
+        )
+        meta["timecode"] = _bcd_timecode(struct.unpack_from(end + "I", data, 1920)[0])
+    return samples, bits, meta
+
+
+def _dpx_pix_fmt(bits: Bits, channels: int, big_endian: bool) -> str:
+    e = "be" if big_endian else "le"
+    table = {
+        (8, 1): "gray",
+        (8, 3): "rgb24",
+        (8, 4): "rgba",
+        (10, 3): f"gbrp10{e}",
+        (12, 3): f"gbrp12{e}",
+        (16, 1): f"gray16{e}",
+        (16, 3): f"rgb48{e}",
+        (16, 4): f"rgba64{e}",
+    }
+    if (bits, channels) not in table:
+        layout = {1: "greyscale", 2: "greyscale+alpha", 3: "RGB", 4: "RGBA"}[channels]
+        raise OutputError(f"writing {bits}-bit {layout} DPX is not supported")
+    return table[(bits, channels)]
+
+
+def _write_dpx(image: ImageData) -> bytes:
+    """Encode the pixels with FFmpeg's DPX encoder, then put them behind the source header.
+
+    The source header (file/image/orientation/film/TV headers and user data) is kept; only the
+    structural fields describing the new pixel data are rewritten: data offset, file size, element
+    count (1), image size, and element 1's sign/descriptor/bit depth/packing/encoding/offset/padding.
+    An identity pass of a file whose pixel layout matches FFmpeg's (e.g. 10-bit filled method A
+    without padding) reproduces it byte for byte.
+    """
+    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
+    source = image.meta.get("header", b"")
+    big_endian = bool(image.meta.get("big_endian", True))
+    encoded = _encode_still("dpx", make_frame(samples, _dpx_pix_fmt(image.bits, samples.shape[2], big_endian)))
+    enc = _dpx_endian(encoded)
+    (enc_offset,) = struct.unpack_from(enc + "I", encoded, 4)
+    pixels = encoded[enc_offset:]
+    if len(source) < 2048:  # no (complete) film/TV headers: pad them as "undefined"
+        header = bytearray(source[:1664] if len(source) >= 1664 else encoded[:1664])
+        header += b"\xff" * (2048 - len(header))
+        out_end = _dpx_endian(bytes(header))
+        struct.pack_into(out_end + "III", header, 24, 1664, 384, 0)
+    else:
+        header = bytearray(source)
+        out_end = _dpx_endian(source)
+
+    def copy(fmt: str, pos: int) -> None:
+        struct.pack_into(out_end + fmt, header, pos, *struct.unpack_from(enc + fmt, encoded, pos))
+
+    struct.pack_into(out_end + "I", header, 4, len(header))
+    struct.pack_into(out_end + "I", header, 16, len(header) + len(pixels))
+    struct.pack_into(out_end + "H", header, 770, 1)
+    copy("II", 772)  # pixels per line, lines per element
+    copy("I", 780)  # data sign
+    header[800] = encoded[800]  # descriptor
+    header[803] = encoded[803]  # bit depth
+    copy("HH", 804)  # packing, encoding
+    struct.pack_into(out_end + "I", header, 808, len(header))
+    copy("II", 812)  # end-of-line / end-of-image padding
+    return bytes(header) + pixels
+
+
+# --------------------------------------------------------------------------- EXR
+
+_EXR_COMPRESSION = {0: "none", 1: "rle", 2: "zip1", 3: "zip16"}
+
+
+def _exr_compression(data: bytes) -> int:
+    """The ``compression`` attribute of an OpenEXR header (0 = none when absent)."""
+    if data[:4] != b"\x76\x2f\x31\x01":
+        raise ValueError("not an OpenEXR file (bad magic number)")
+    pos = 8
+    while True:
+        name_end = data.index(b"\0", pos)
+        if name_end == pos:
+            return 0
+        type_end = data.index(b"\0", name_end + 1)
+        (size,) = struct.unpack_from("<i", data, type_end + 1)
+        value = type_end + 5
+        if data[pos:name_end] == b"compression":
+            return data[value]
+        pos = value + size
+
+
+def _read_exr(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    compression = _exr_compression(data)
+    samples, bits = frame_samples(_decode_still("exr", data))
+    return samples, bits, {"compression": _EXR_COMPRESSION.get(compression, "zip16")}
+
+
+def _write_exr(image: ImageData) -> bytes:
+    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
+    pix_fmt = {1: "grayf32le", 3: "gbrpf32le", 4: "gbrapf32le"}.get(samples.shape[2])
+    if pix_fmt is None:
+        raise OutputError("writing greyscale+alpha EXR is not supported")
+    options = {
+        "format": "half" if image.bits == "half" else "float",
+        "compression": image.meta.get("compression", "zip16"),
+    }
+    return _encode_still("exr", make_frame(samples, pix_fmt), options)
+
+
+# --------------------------------------------------------------------------- TIFF
+
+_TIFF_COPY_TAGS = (270, 271, 272, 274, 305, 306, 315, 316, 700, 33432, 33723, 34377, 34675)
+"""Descriptive tags copied verbatim: description, make, model, orientation, software, date,
+artist, host, XMP, copyright, IPTC, Photoshop, ICC profile."""
+
+_TIFF_LOSSLESS = {1, 5, 8, 32773, 32946, 34925, 50000}
+"""None, LZW, Adobe deflate, PackBits, deflate, LZMA, Zstandard; others are rewritten deflate."""
+
+
+def _needs_imagecodecs(compression: int, predictor: int) -> str:
+    """The one-line reason for a TIFF codec that tifffile only has through imagecodecs."""
+    what = tifffile.COMPRESSION(compression).name
+    if predictor > 1:
+        what += f" with {tifffile.PREDICTOR(predictor).name} predictor"
+    return f"TIFF {what} needs the imagecodecs package (pip install imagecodecs)"
+
+
+def _read_tiff(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if len(tif.pages) != 1:
+            raise ValueError(f"multi-page TIFF ({len(tif.pages)} pages) is not supported")
+        page = tif.pages[0]
+        photometric = page.photometric
+        if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+            raise ValueError(f"TIFF photometric {photometric.name} is not supported (only RGB and greyscale)")
+        try:
+            samples = page.asarray()
+        except (KeyError, ValueError) as exc:
+            if "imagecodecs" not in str(exc):
+                raise
+            raise ValueError(_needs_imagecodecs(page.compression, page.predictor)) from None
+        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and page.samplesperpixel > 1:
+            samples = np.moveaxis(samples, 0, -1)
+        kind = samples.dtype
+        if kind == np.uint8 or kind == np.uint16:
+            if page.bitspersample != kind.itemsize * 8:
+                raise ValueError(f"{page.bitspersample}-bit TIFF samples are not supported (8, 16 or float)")
+            bits: Bits = kind.itemsize * 8
+        elif kind == np.float32 or kind == np.float16:
+            bits = "float" if kind == np.float32 else "half"
+        else:
+            raise ValueError(f"TIFF sample type {kind} is not supported (8/16-bit unsigned or float)")
+        tags = page.tags
+        resolution = None
+        if "XResolution" in tags and "YResolution" in tags:
+            resolution = (tags["XResolution"].value, tags["YResolution"].value)
+        meta = {
+            "photometric": int(photometric),
+            "planarconfig": int(page.planarconfig),
+            "compression": int(page.compression),
+            "predictor": int(page.predictor),
+            "extrasamples": tuple(int(x) for x in page.extrasamples),
+            "resolution": resolution,
+            "resolutionunit": int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else None,
+            "tile": (page.tilelength, page.tilewidth) if page.is_tiled else None,
+            "rowsperstrip": None if page.is_tiled else int(page.rowsperstrip),
+            "tags": [
+                (tag.code, int(tag.dtype), tag.count, tag.value) for code in _TIFF_COPY_TAGS if (tag := tags.get(code))
+            ],
+        }
+    return samples, bits, meta
+
+
+def _write_tiff(image: ImageData) -> bytes:
+    meta = image.meta
+    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
+    if image.bits == "half":
+        samples = samples.astype(np.float16)
+    channels = samples.shape[2]
+    planar = meta.get("planarconfig", 1) == 2 and channels > 1
+    data = np.moveaxis(samples, -1, 0) if planar else (samples[:, :, 0] if channels == 1 else samples)
+    compression = meta.get("compression", 1)
+    if compression not in _TIFF_LOSSLESS:
+        compression = 8
+    predictor = meta.get("predictor", 1) if compression != 1 else None
+    buffer = io.BytesIO()
+    try:
+        tifffile.imwrite(
+            buffer,
+            data,
+            photometric=meta.get("photometric", 1 if image.grey else 2),
+            planarconfig=2 if planar else 1,
+            extrasamples=meta.get("extrasamples") or None,
+            compression=compression,
+            predictor=predictor if predictor and predictor > 1 else None,
+            resolution=meta.get("resolution"),
+            resolutionunit=meta.get("resolutionunit"),
+            tile=meta.get("tile"),
+            rowsperstrip=meta.get("rowsperstrip"),
+            software=False,
+            metadata=None,
+            extratags=[(code, dtype, count, value, True) for code, dtype, count, value in meta.get("tags", [])],
+        )
+    except (KeyError, ValueError) as exc:
+        if "imagecodecs" not in str(exc):
+            raise
+        raise OutputError(f"writing: {_needs_imagecodecs(compression, predictor or 1)}") from None
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- JPEG
+
+_JPEG_SAMPLING = {
+    (1, 1): cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    (2, 1): cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    (2, 2): cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    (1, 2): cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
+    (4, 1): cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411,
+}
+_JPEG_QUALITY = 95
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Split a JPEG into its header segments ``(marker, raw bytes)`` up to the first SOS and the
+    rest (scans through EOI and anything after it). Raises ``ValueError`` if the structure is
+    broken or no EOI follows the first scan (truncated file)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file (no SOI marker)")
+    segments = []
+    pos = 2
+    while True:
+        if pos + 4 > len(data) or data[pos] != 0xFF:
+            raise ValueError("corrupt header segments")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # entropy-coded data escapes 0xFF, so the next FFD9 is the real EOI
+            if data.find(b"\xff\xd9", pos) < 0:
+                raise ValueError("file is truncated (no end-of-image marker)")
+            return segments, data[pos:]
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        segments.append((marker, data[pos : pos + 2 + length]))
+        pos += 2 + length
+
+
+def _read_jpeg(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    segments, _ = _jpeg_segments(data)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint8 or decoded.ndim not in (2, 3):
+        raise ValueError("corrupt or unsupported JPEG data")
+    if decoded.ndim == 3:
+        if decoded.shape[2] != 3:
+            raise ValueError("CMYK JPEG is not supported")
+        decoded = decoded[:, :, ::-1]
+    sampling = None
+    for marker, raw in segments:
+        if marker in _SOF_MARKERS and raw[9] >= 3:
+            factors = raw[11]
+            sampling = (factors >> 4, factors & 0x0F)
+    keep = [raw for marker, raw in segments if 0xE0 <= marker <= 0xEF or marker == 0xFE]
+    return decoded, 8, {"segments": keep, "sampling": sampling, "quality": _JPEG_QUALITY}
+
+
+def _write_jpeg(image: ImageData) -> bytes:
+    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
+    if samples.shape[2] in (2, 4):
+        raise OutputError("JPEG cannot store an alpha channel")
+    bgr = samples[:, :, 0] if samples.shape[2] == 1 else samples[:, :, ::-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(image.meta.get("quality", _JPEG_QUALITY))]
+    sampling = image.meta.get("sampling")
+    if sampling in _JPEG_SAMPLING:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, _JPEG_SAMPLING[sampling]]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), params)
+    if not ok:
+        raise OutputError("JPEG encoding failed")
+    segments, scan = _jpeg_segments(buf.tobytes())
+    kept = image.meta.get("segments")
+    if kept is None:
+        return buf.tobytes()
+    tables = [raw for marker, raw in segments if not (0xE0 <= marker <= 0xEF or marker == 0xFE)]
+    return b"".join([b"\xff\xd8", *kept, *tables, scan])
+
+
+# --------------------------------------------------------------------------- public read/write
+
+_READERS = {"png": _read_png, "dpx": _read_dpx, "exr": _read_exr, "tiff": _read_tiff, "jpeg": _read_jpeg}
+_WRITERS = {"png": _write_png, "dpx": _write_dpx, "exr": _write_exr, "tiff": _write_tiff, "jpeg": _write_jpeg}
+_FORMAT_TITLES = {"png": "PNG", "dpx": "DPX", "exr": "EXR", "tiff": "TIFF", "jpeg": "JPEG"}
+
+
+def read_image(path: str | Path) -> ImageData:
+    """Read one image file into an :class:`ImageData` (see its docstring for the contract).
+
+    Raises :class:`InputError` (one line naming the file) for a missing, empty, corrupt or
+    truncated file, an unsupported format or pixel layout, or an image smaller than
+    ``MIN_SIDE`` pixels on a side.
+    """
+    path = Path(path)
+    fmt = image_format(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read file: {error_reason(exc)}", path) from None
+    if not data:
+        raise InputError("file is empty (0 bytes)", path)
+    title = _FORMAT_TITLES[fmt]
+    try:
+        samples, bits, meta = _READERS[fmt](data)
+        rgb, alpha, grey = split_channels(samples, bits)
+    except FilmcleanError:
+        raise
+    except _LIBRARY_ERRORS as exc:
+        raise InputError(f"cannot read {title} image: {error_reason(exc)}", path) from None
+    height, width = rgb.shape[:2]
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise InputError(f"image is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed", path)
+    return ImageData(rgb=rgb, alpha=alpha, bits=bits, fmt=fmt, grey=grey, meta=meta, source=path)
+
+
+def write_image(
+    path: str | Path,
+    image: ImageData | np.ndarray,
+    like: ImageData | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write ``image`` to ``path`` in the format, bit depth and layout of ``like`` and return ``path``.
+
+    ``image`` is an :class:`ImageData` (``like`` defaults to it) or a ``float32`` ``(H, W, 3)`` RGB
+    array of ``like``'s size, in which case ``like``'s alpha and metadata are used. The extension of
+    ``path`` must name ``like``'s format. The file appears atomically (written to
+    ``<name>.partial`` then renamed). Raises :class:`OutputError` when ``path`` is ``like``'s source
+    file, exists and ``force`` is false, its folder is missing or unwritable, or the format cannot
+    store the image; ``ValueError`` when the array does not match ``like``.
+    """
+    if isinstance(image, ImageData):
+        like = like or image
+        data = replace(like, rgb=image.rgb, alpha=image.alpha)
+    else:
+        if like is None:
+            raise ValueError("write_image needs like= when given a bare array")
+        if image.shape != like.rgb.shape:
+            raise ValueError(f"image shape {image.shape} does not match the original {like.rgb.shape}")
+        data = replace(like, rgb=np.asarray(image, dtype=np.float32))
+    path = check_output_path(path, source=like.source, force=force)
+    try:
+        fmt = image_format(path)
+    except InputError as exc:
+        raise OutputError(str(exc)) from None
+    if fmt != data.fmt:
+        raise OutputError(f"extension {path.suffix!r} does not match the input format {_FORMAT_TITLES[data.fmt]}", path)
+    try:
+        encoded = _WRITERS[fmt](data)
+    except OutputError as exc:
+        raise OutputError(str(exc), path) from None
+    except _LIBRARY_ERRORS as exc:
+        raise OutputError(f"cannot encode {_FORMAT_TITLES[fmt]} image: {error_reason(exc)}", path) from None
+    write_bytes_atomically(path, encoded)
+    return path

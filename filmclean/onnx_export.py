@@ -1,0 +1,199 @@
+"""Export a filmclean network to a single-file ONNX model and check it against PyTorch.
+
+The ONNX graph follows the network contract of :mod:`filmclean.nets`: one input ``input``
+``(N, 3, H, W)`` float32 in ``[0, 1]`` with dynamic ``N``, ``H``, ``W`` (``H``, ``W`` multiples of
+the network's ``size_multiple``), output ``image`` ``(N, 3, H, W)`` and, for networks with
+``has_mask``, ``mask`` ``(N, 1, H, W)``. ``metadata_props`` carry ``filmclean.arch``,
+``filmclean.config`` and ``filmclean.info`` (copied from the source model) plus
+``filmclean.size_multiple``, ``filmclean.receptive_radius`` and ``filmclean.has_mask`` (JSON values),
+so :func:`filmclean.modelfile.read_spec` reads an exported file like a ``.safetensors`` one.
+
+``fp16=True`` stores weights and computes in float16 while the graph's input and outputs stay
+float32 (a ``Cast`` after the input and before each output), so callers feed the same arrays as for
+a float32 export; the parity tolerance is loosened accordingly (:data:`TOLERANCE_FP16`).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError, OutputError
+
+TOLERANCE_FP32 = 1e-3
+TOLERANCE_FP16 = 2e-2
+
+
+def _load_source(model_path: Path):
+    """``(net, metadata dict)`` from a filmclean model file, a training checkpoint or a run folder."""
+    from safetensors import safe_open
+
+    from .modelfile import META_ARCH, META_CONFIG, META_INFO, load_torch_network
+
+    if model_path.is_dir():
+        model_path = model_path / "model.safetensors"
+        if not model_path.is_file():
+            raise ModelError("training run folder has no model.safetensors yet", model_path)
+    if not model_path.is_file():
+        raise ModelError("model file not found", model_path)
+    if model_path.suffix.lower() != ".safetensors":
+        raise ModelError("expected a filmclean .safetensors model (or a training run folder)", model_path)
+    from filmclean.train.loop import is_training_checkpoint, network_from_checkpoint
+
+    if is_training_checkpoint(model_path):
+        net, arch, config = network_from_checkpoint(model_path)
+        meta = {META_ARCH: arch, META_CONFIG: json.dumps(config, sort_keys=True), META_INFO: json.dumps({"source": "training checkpoint"})}
+        return net, meta
+    net, _spec = load_torch_network(model_path)
+    with safe_open(str(model_path), framework="pt") as f:
+        raw = f.metadata() or {}
+    meta = {k: raw[k] for k in (META_ARCH, META_CONFIG, META_INFO) if k in raw}
+    meta.setdefault(META_INFO, "{}")
+    return net, meta
+
+
+def _test_shape(multiple: int, batch: int, rows: int, cols: int) -> tuple[int, int, int, int]:
+    return (batch, 3, multiple * rows, multiple * cols)
+
+
+def _cells(multiple: int, target: int) -> int:
+    return max(1, -(-target // multiple))
+
+
+def export_onnx(
+    model_path: str | Path,
+    out_path: str | Path,
+    fp16: bool = False,
+    opset: int = 17,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Export ``model_path`` to ``out_path`` (atomic write) and return a report.
+
+    ``model_path``: a filmclean ``.safetensors`` model, a training ``checkpoint.safetensors``, or a
+    training run folder (its ``model.safetensors``). The graph is traced at one shape and, with
+    ``check``, run by ONNX Runtime (``CPUExecutionProvider``) at a different, non-square shape with
+    batch 2 (sizes multiples of ``size_multiple``) and compared with the float32 PyTorch network.
+    ``onnx.checker.check_model`` always runs. Raises :class:`~filmclean.errors.ModelError` when the
+    difference exceeds the tolerance (1e-3, or 2e-2 with ``fp16``); nothing is written then.
+
+    Returns ``{"path", "fp16", "opset", "outputs", "size_multiple", "receptive_radius", "has_mask",
+    "bytes", "max_abs_diff" (None without check), "tolerance", "test_shape", "providers"}``.
+    """
+    import numpy as np
+    import onnx
+    import torch
+    from torch import nn
+
+    from .nets import network_info
+
+    model_path = Path(model_path)
+    out_path = Path(out_path)
+    net, meta = _load_source(model_path)
+    net = net.float().eval()
+    info = network_info(net)
+    m = info["size_multiple"]
+    outputs = ["image", "mask"] if info["has_mask"] else ["image"]
+
+    class _Export(nn.Module):
+        """Float32 in, float32 out; optionally float16 inside."""
+
+        def __init__(self, inner: nn.Module, half: bool) -> None:
+            super().__init__()
+            self.inner = copy.deepcopy(inner).half() if half else inner
+            self.half_ = half
+
+        def forward(self, x: torch.Tensor):
+            out = self.inner(x.half() if self.half_ else x)
+            outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+            return tuple(o.float() for o in outs) if self.half_ else (outs if len(outs) > 1 else outs[0])
+
+    wrapper = _Export(net, fp16).eval()
+    trace_x = torch.rand(_test_shape(m, 1, _cells(m, 32), _cells(m, 48)), generator=torch.Generator().manual_seed(0))
+    dynamic = {"input": {0: "batch", 2: "height", 3: "width"}}
+    dynamic.update({name: {0: "batch", 2: "height", 3: "width"} for name in outputs})
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper,
+                (trace_x,),
+                buf,
+                dynamo=False,
+                input_names=["input"],
+                output_names=outputs,
+                dynamic_axes=dynamic,
+                opset_version=int(opset),
+                do_constant_folding=True,
+            )
+    except Exception as exc:
+        raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})", model_path) from None
+    model = onnx.load_from_string(buf.getvalue())
+    props = dict(meta)
+    props.update(
+        {
+            "filmclean.size_multiple": json.dumps(info["size_multiple"]),
+            "filmclean.receptive_radius": json.dumps(info["receptive_radius"]),
+            "filmclean.has_mask": json.dumps(info["has_mask"]),
+            "filmclean.fp16": json.dumps(bool(fp16)),
+        }
+    )
+    del model.metadata_props[:]
+    for key in sorted(props):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, props[key]
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ModelError(f"exported ONNX model fails onnx.checker ({exc})", out_path) from None
+    data = model.SerializeToString()
+
+    report: dict[str, Any] = {
+        "path": str(out_path),
+        "fp16": bool(fp16),
+        "opset": int(opset),
+        "outputs": outputs,
+        **info,
+        "bytes": len(data),
+        "max_abs_diff": None,
+        "tolerance": TOLERANCE_FP16 if fp16 else TOLERANCE_FP32,
+        "test_shape": None,
+        "providers": None,
+    }
+    if check:
+        import onnxruntime as ort
+
+        shape = _test_shape(m, 2, _cells(m, 40), _cells(m, 72))  # not the traced shape, not square
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            ref = net(x)
+        refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+            got = sess.run(outputs, {"input": x.numpy()})
+        except Exception as exc:
+            raise ModelError(f"ONNX Runtime cannot run the exported model ({type(exc).__name__}: {exc})", model_path) from None
+        diff = max(float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)))) for g, r in zip(got, refs, strict=True))
+        report.update(max_abs_diff=diff, test_shape=list(shape), providers=sess.get_providers())
+        if not diff <= report["tolerance"]:
+            raise ModelError(
+                f"ONNX Runtime output differs from PyTorch by {diff:.3g} (tolerance {report['tolerance']:.0e}); not written",
+                model_path,
+            )
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(out_path.name + ".partial")
+        tmp.write_bytes(data)
+        tmp.replace(out_path)
+    except OSError as exc:
+        raise OutputError(f"cannot write ONNX model ({exc.strerror})", out_path) from None
+    return report
+
+
+__all__ = ["TOLERANCE_FP16", "TOLERANCE_FP32", "export_onnx"]

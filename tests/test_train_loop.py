@@ -1,0 +1,515 @@
+"""Training: config round trip, deterministic data and augmentation, loop, exact resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from filmclean.train.config import (
+    Stage,
+    TrainConfig,
+    load_config,
+    override_schedule,
+    paper_stages,
+)
+from filmclean.train.data import (
+    AugmentDraw,
+    OnTheFlyDataset,
+    PairsDataset,
+    augment,
+    sample_rng,
+    split_names,
+)
+from filmclean.train.loop import (
+    ResumableSampler,
+    read_checkpoint,
+    set_encoder_frozen,
+    train,
+)
+from torch import nn
+
+from filmclean.errors import InputError
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _pattern(rng: np.random.Generator, s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    base = np.stack(
+        [
+            0.5 + 0.4 * np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6)),
+            0.5 + 0.3 * np.cos(5 * yy * rng.uniform(0.5, 2)),
+            0.3 + 0.4 * xx * yy,
+        ],
+        -1,
+    )
+    return np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1)
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    import cv2
+
+    arr = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    cv2.imwrite(str(path), arr[..., ::-1] if arr.ndim == 3 else arr)
+
+
+def make_pairs(root: Path, n: int = 10, sizes: tuple[int, ...] = (16, 32), seed: int = 0) -> Path:
+    """A tiny dustify-layout pairs data set: dark specks on smooth patterns."""
+    rng = np.random.default_rng(seed)
+    names = [f"img{i:02d}" for i in range(n)]
+    for s in sizes:
+        for sub in ("clean", "damaged", "mask"):
+            (root / str(s) / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            base = _pattern(rng, s)
+            mask = (rng.random((s, s)) < 0.06).astype(np.float32)
+            _write_png(root / str(s) / "clean" / f"{name}.png", base)
+            _write_png(root / str(s) / "damaged" / f"{name}.png", base * (1 - 0.9 * mask[..., None]))
+            _write_png(root / str(s) / "mask" / f"{name}.png", mask)
+    splits = {"train": names[: n - 3], "valid": names[n - 3 : n - 1], "test": names[n - 1 :]}
+    (root / "manifest.json").write_text(json.dumps({"splits": splits}))
+    return root
+
+
+class MSE(nn.Module):
+    """Trivial loss with the project's loss contract (mask nets: composite + mask MSE)."""
+
+    def forward(self, out, batch):
+        if isinstance(out, tuple):
+            r, m = out
+            comp = batch["input"] + m * (r - batch["input"])
+            total = ((comp - batch["target"]) ** 2).mean() + 0.1 * ((m - batch["mask"]) ** 2).mean()
+        else:
+            total = ((out - batch["target"]) ** 2).mean()
+        return total, {"mse": float(total.detach())}
+
+
+class RaiseAt(MSE):
+    """Raises KeyboardInterrupt in its ``at``-th call (1-based), inside a training step."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, out, batch):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super().forward(out, batch)
+
+
+class SigintAt(MSE):
+    """Sends this process SIGINT (like Ctrl-C) during its ``at``-th call."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, out, batch):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(out, batch)
+
+
+class EncNet(nn.Module):
+    """A network with an encoder/decoder split (for freeze tests)."""
+
+    has_mask = False
+    size_multiple = 1
+    receptive_radius = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.dec = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return (x + self.dec(self.enc(x))).clamp(0, 1)
+
+    def encoder_parameters(self):
+        return self.enc.parameters()
+
+    def encoder_norm_parameters(self):
+        return self.enc[1].parameters()
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return make_pairs(tmp_path_factory.mktemp("pairs"))
+
+
+def _cfg(pairs: Path, arch: str = "tinyconv", **kw) -> TrainConfig:
+    base = dict(
+        arch=arch,
+        arch_config={"seed": 1},
+        loss="mse",
+        pairs_dir=str(pairs),
+        stages=(Stage(16, 2, 2, 1e-2), Stage(32, 2, 2, 3e-3, False, 0.5)),
+        checkpoint_every=2,
+        log_every=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    tensors, _, _ = read_checkpoint(run / "checkpoint.safetensors")
+    return tensors
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in (run / "metrics.jsonl").open()]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert sorted(wa) == sorted(wb)
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    assert _metrics(a) == _metrics(b)
+    sa, sb = json.loads((a / "state.json").read_text()), json.loads((b / "state.json").read_text())
+    assert sa["global_step"] == sb["global_step"] and sa["best"] == sb["best"]
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+
+def test_config_round_trip_and_files(tmp_path):
+    cfg = TrainConfig(
+        arch="tinymask",
+        arch_config={"channels": 4, "seed": 3},
+        loss="model2",
+        loss_kwargs={"mask_weight": 0.5, "layer_weights": [1.0, 2.0]},
+        clean_dir="/data/clean",
+        exclude_names=("a", "b"),
+        valid_fraction=0.25,
+        crops_per_image=3,
+        crop_scale=(0.3, 0.9),
+        synth_params={"amount": 0.5, "opacity_range": [0.6, 1.0]},
+        polarity="random",
+        augment=False,
+        stages=paper_stages((32, 64), epochs=2, finetune="each", lr=2e-3),
+        train_bn=False,
+        weight_decay=0.0,
+        grad_clip=1.5,
+        seed=7,
+        amp="bf16",
+        num_workers=2,
+        device="cpu",
+        checkpoint_every=17,
+        log_every=3,
+    )
+    text = cfg.to_json()
+    back = TrainConfig.from_json(text)
+    assert back == cfg and back.to_json() == text
+    assert isinstance(back.stages[0], Stage) and isinstance(back.crop_scale, tuple)
+    assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
+    # file round trip, JSON and TOML, with relative data paths resolved against the file
+    assert load_config(cfg.save(tmp_path / "c.json")) == cfg
+    (tmp_path / "c.toml").write_text(
+        'arch = "tinyconv"\npairs_dir = "pairs"\nseed = 4\n'
+        "[[stages]]\nsize = 32\nepochs = 3\nbatch_size = 4\nlr_max = 0.001\n"
+        "[[stages]]\nsize = 32\nepochs = 1\nbatch_size = 4\nlr_max = 0.0001\nfreeze_encoder = false\npct_start = 0.5\n"
+    )
+    t = load_config(tmp_path / "c.toml")
+    assert t.pairs_dir == str((tmp_path / "pairs").resolve()) and t.seed == 4
+    assert t.stages == (Stage(32, 3, 4, 1e-3), Stage(32, 1, 4, 1e-4, False, 0.5))
+    # errors are one-line InputErrors
+    with pytest.raises(InputError, match="unknown training config field"):
+        TrainConfig.from_dict({"archh": "x"})
+    with pytest.raises(InputError, match="polarity"):
+        TrainConfig(polarity="grey")
+    with pytest.raises(InputError, match="either pairs_dir or clean_dir"):
+        TrainConfig(pairs_dir="a", clean_dir="b")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(InputError, match="bad.json"):
+        load_config(tmp_path / "bad.json")
+
+
+def test_paper_schedule_and_overrides():
+    st = paper_stages()
+    assert [(s.size, s.epochs, s.freeze_encoder, s.pct_start) for s in st] == [
+        (64, 10, True, 0.8),
+        (128, 10, True, 0.8),
+        (256, 10, True, 0.8),
+        (256, 20, False, 0.5),
+    ]
+    assert st[3].lr_max == pytest.approx(st[2].lr_max / 10)
+    each = paper_stages((64, 128), finetune="each")
+    assert [s.freeze_encoder for s in each] == [True, False, True, False]
+    o = override_schedule(st, epochs=2, batch_size=3, lr=5e-3)
+    assert all(s.epochs == 2 and s.batch_size == 3 for s in o)
+    assert o[0].lr_max == 5e-3 and o[3].lr_max == pytest.approx(5e-4)
+    o2 = override_schedule(st, sizes=(32,), epochs=1)
+    assert [(s.size, s.epochs, s.freeze_encoder) for s in o2] == [(32, 1, True), (32, 1, False)]
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def test_augmentation_applies_identically():
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(3, 24, 24, generator=g)
+    mask = base[:1].clone()
+    # flip only: exact flip of all three
+    inp, tgt, m = augment(base, base.clone(), mask, AugmentDraw(True, None, None, None, None))
+    assert torch.equal(inp, base.flip(2)) and torch.equal(tgt, base.flip(2)) and torch.equal(m, mask.flip(2))
+    # warp + zoom + flip: the same resampling for all three
+    draw = AugmentDraw(True, (0.2, -0.1, 0.05, -0.2), (1.4, 0.3, 0.8), None, None)
+    inp, tgt, m = augment(base, base.clone(), mask, draw)
+    assert not torch.allclose(inp, base.flip(2), atol=1e-3)
+    assert torch.equal(inp, tgt) and torch.equal(m, inp[:1])
+    # lighting: input and target alike, the mask only moves with the geometry
+    draw_l = AugmentDraw(True, (0.2, -0.1, 0.05, -0.2), (1.4, 0.3, 0.8), 0.7, 1.8)
+    inp_l, tgt_l, m_l = augment(base, base.clone(), mask, draw_l)
+    assert torch.equal(inp_l, tgt_l) and torch.equal(m_l, m)
+    assert float((inp_l - inp).abs().max()) > 0.05 and float(inp_l.min()) >= 0 and float(inp_l.max()) <= 1
+    # draws are a pure function of (seed, epoch, index) and cover every transform
+    draws = [AugmentDraw.draw(sample_rng(0, 1, i, 2)) for i in range(40)]
+    assert draws[5] == AugmentDraw.draw(sample_rng(0, 1, 5, 2))
+    assert any(d.flip for d in draws) and any(d.warp for d in draws) and any(d.zoom for d in draws)
+    assert any(d.brightness for d in draws) and any(d.contrast for d in draws) and not all(d.flip for d in draws)
+
+
+def test_pairs_dataset_deterministic(pairs):
+    ds = PairsDataset(pairs, 32, "train", augment=True, seed=3, epoch=1)
+    assert len(ds) == 7
+    a, b = ds[2], ds[2]
+    for key in ("input", "target", "mask"):
+        assert torch.equal(a[key], b[key])
+    assert a["input"].shape == (3, 32, 32) and a["mask"].shape == (1, 32, 32) and a["input"].dtype == torch.float32
+    epoch1 = [ds[i]["target"] for i in range(len(ds))]
+    ds.set_epoch(2)  # a new epoch draws new augmentations
+    assert any(not torch.equal(ds[i]["target"], epoch1[i]) for i in range(len(ds)))
+    plain = PairsDataset(pairs, 32, "train")[2]
+    # without augmentation an item is the files' content; the mask marks where input and target differ
+    assert torch.equal(plain["mask"][0] > 0.5, (plain["input"] - plain["target"]).abs().amax(0) > 0.02)
+    v = PairsDataset(pairs, 16, "valid", exclude=["img07"])
+    assert v.names == ["img08"]
+    with pytest.raises(InputError, match="no split"):
+        PairsDataset(pairs, 16, "nope")
+    with pytest.raises(InputError, match="64/clean"):
+        PairsDataset(pairs, 64, "train")
+
+
+def test_on_the_fly_dataset_deterministic(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        _write_png(tmp_path / f"p{i}.png", _pattern(rng, 40 + 8 * i)[:, : 30 + 8 * i])
+    ds = OnTheFlyDataset(tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2)
+    assert len(ds) == 6
+    a, b = ds[3], OnTheFlyDataset(tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2)[3]
+    for key in ("input", "target", "mask"):
+        assert torch.equal(a[key], b[key])
+    assert a["input"].shape == (3, 24, 24) and a["mask"].shape == (1, 24, 24)
+    assert float(a["mask"].min()) >= 0 and float(a["mask"].max()) <= 1
+    ds.set_epoch(1)
+    assert not torch.equal(ds[3]["input"], a["input"])
+    val = OnTheFlyDataset(tmp_path, 24, ["p0"], seed=5, validation=True, augment=True)
+    v1, v2 = val[0], val[0]
+    val.set_epoch(9)
+    assert torch.equal(v1["input"], v2["input"]) and torch.equal(val[0]["input"], v1["input"])
+    tr, va = split_names([f"n{i}" for i in range(10)], 0.2, seed=1)
+    assert len(va) == 2 and sorted(tr + va) == sorted(f"n{i}" for i in range(10))
+    assert split_names([f"n{i}" for i in range(10)], 0.2, seed=1) == (tr, va)
+
+
+def test_sampler_skip_continues_the_same_order():
+    ds = list(range(11))
+    full = list(ResumableSampler(ds, 1, 0, seed=4, epoch=3))
+    assert sorted(full) == ds and full == list(ResumableSampler(ds, 1, 0, seed=4, epoch=3))
+    assert list(ResumableSampler(ds, 1, 0, seed=4, epoch=3, skip=4)) == full[4:]
+    assert full != list(ResumableSampler(ds, 1, 0, seed=4, epoch=4))
+    r0, r1 = list(ResumableSampler(ds, 2, 0, 4, 3)), list(ResumableSampler(ds, 2, 1, 4, 3))
+    assert len(r0) == len(r1) == 6 and set(r0) | set(r1) == set(ds)
+
+
+# -- loop ------------------------------------------------------------------------------------------
+
+
+def test_tiny_run_loss_falls_and_model_loads(pairs, tmp_path):
+    from filmclean.modelfile import load_torch_network
+
+    cfg = _cfg(pairs, stages=(Stage(32, 6, 2, 2e-2),), augment=False, checkpoint_every=0)
+    result = train(cfg, tmp_path / "run", progress=False, loss=MSE())
+    assert result["status"] == "finished" and result["step"] == 18 and result["stage"] == 1
+    valid = [m for m in _metrics(tmp_path / "run") if m["kind"] == "valid"]
+    assert len(valid) == 6
+    assert valid[-1]["train_loss"] < 0.7 * valid[0]["train_loss"]
+    assert valid[-1]["ssim"] > valid[-1]["input_ssim"]
+    net, spec = load_torch_network(tmp_path / "run" / "model.safetensors")
+    assert spec.arch == "tinyconv" and spec.config == {"seed": 1}
+    assert spec.info["training"]["valid_ssim"] == result["best"]["ssim"]
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 20, 28)).shape == (1, 3, 20, 28)
+    assert TrainConfig.from_json((tmp_path / "run" / "config.json").read_text()) == cfg
+    # a finished run resumes to "finished" without training
+    again = train(cfg, tmp_path / "run", progress=False, loss=MSE())
+    assert again["status"] == "finished" and again["step"] == 18
+
+
+def test_build_loss_by_name(pairs, tmp_path):
+    pytest.importorskip("filmclean.train.losses")
+    cfg = _cfg(pairs, stages=(Stage(16, 1, 4, 1e-2),), augment=True)
+    result = train(cfg, tmp_path / "run", progress=True)  # loss "mse" from build_loss; rich progress on
+    assert result["status"] == "finished" and result["last_loss"] is not None
+
+
+@pytest.mark.parametrize("arch", ["tinyconv", "tinymask"])
+def test_resume_after_max_steps_is_exact(pairs, tmp_path, arch):
+    cfg = _cfg(pairs, arch)
+    full = train(cfg, tmp_path / "a", progress=False, loss=MSE())
+    assert full["status"] == "finished" and full["step"] == 12  # 2 stages x 2 epochs x 3 steps
+    # stop mid-epoch (1, 4, 5: between checkpoints too), at an epoch end (6: stage boundary), mid stage 2
+    for k in (1, 4, 5, 6, 8):
+        r = train(cfg, tmp_path / "b", progress=False, loss=MSE(), max_steps=k)
+        assert r["status"] == "stopped" and r["step"] == k
+    r = train(cfg, tmp_path / "b", progress=False, loss=MSE())
+    assert r["status"] == "finished" and r["best"] == full["best"]
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_on_the_fly_run_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(5):
+        _write_png(clean / f"photo{i}.png", _pattern(rng, 48)[:, : 36 + 4 * i])
+    cfg = TrainConfig(
+        arch="tinymask", arch_config={"seed": 2}, loss="mse", clean_dir=str(clean), exclude_names=("photo4",),
+        valid_fraction=0.25, crops_per_image=2, polarity="random", stages=(Stage(24, 2, 2, 1e-2),), checkpoint_every=2,
+    )
+    full = train(cfg, tmp_path / "a", progress=False, loss=MSE())
+    assert full["status"] == "finished" and full["step"] == 6  # 3 train photos x 2 crops / batch 2 x 2 epochs
+    valid = [m for m in _metrics(tmp_path / "a") if m["kind"] == "valid"]
+    assert [m["valid_count"] for m in valid] == [1, 1] and valid[0]["input_ssim"] == valid[1]["input_ssim"]
+    train(cfg, tmp_path / "b", progress=False, loss=MSE(), max_steps=4)
+    train(cfg, tmp_path / "b", progress=False, loss=MSE())
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_resume_after_keyboard_interrupt_is_exact(pairs, tmp_path):
+    cfg = _cfg(pairs, num_workers=1)
+    train(cfg, tmp_path / "a", progress=False, loss=MSE())
+    with pytest.raises(KeyboardInterrupt):  # raised inside step 8: the last checkpoint is step 6
+        train(cfg, tmp_path / "b", progress=False, loss=RaiseAt(8))
+    assert json.loads((tmp_path / "b" / "state.json").read_text())["global_step"] == 6
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C during step 3 of the resumed run: step 9 completes, then stop
+        train(cfg, tmp_path / "b", progress=False, loss=SigintAt(3))
+    assert json.loads((tmp_path / "b" / "state.json").read_text())["global_step"] == 9
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    train(cfg, tmp_path / "b", progress=False, loss=MSE())
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_resume_refuses_other_config_and_no_resume_restarts(pairs, tmp_path):
+    cfg = _cfg(pairs, stages=(Stage(16, 1, 2, 1e-2),))
+    train(cfg, tmp_path / "r", progress=False, loss=MSE(), max_steps=1)
+    with pytest.raises(InputError, match="differs in: seed"):
+        train(cfg.replace(seed=9), tmp_path / "r", progress=False, loss=MSE())
+    # runtime fields may change on resume
+    r = train(cfg.replace(checkpoint_every=1, num_workers=0), tmp_path / "r", progress=False, loss=MSE())
+    assert r["status"] == "finished"
+    r = train(cfg.replace(seed=9), tmp_path / "r", resume=False, progress=False, loss=MSE(), max_steps=2)
+    assert r["step"] == 2 and len(_metrics(tmp_path / "r")) == 2
+
+
+def test_frozen_encoder_stage(pairs, tmp_path, monkeypatch):
+    from filmclean import nets
+
+    monkeypatch.setitem(nets.ARCHITECTURES, "encnet", f"{__name__}:EncNet")
+    net = EncNet()
+    assert set_encoder_frozen(net, True) == 2 and net.enc[1].weight.requires_grad
+    assert set_encoder_frozen(net, True, train_bn=False) == 4 and not net.enc[1].weight.requires_grad
+    assert set_encoder_frozen(net, False) == 0 and all(p.requires_grad for p in net.parameters())
+
+    cfg = _cfg(pairs, "encnet", arch_config={}, stages=(Stage(16, 1, 2, 1e-2),))
+    torch.manual_seed(cfg.seed)
+    init = EncNet().state_dict()
+    train(cfg, tmp_path / "f", progress=False, loss=MSE())
+    w = _weights(tmp_path / "f")
+    assert torch.equal(w["model.enc.0.weight"], init["enc.0.weight"])  # frozen conv unchanged
+    assert not torch.equal(w["model.enc.1.weight"], init["enc.1.weight"])  # its BatchNorm trains
+    assert not torch.equal(w["model.dec.weight"], init["dec.weight"])
+    train(cfg.replace(stages=(Stage(16, 1, 2, 1e-2, freeze_encoder=False),)), tmp_path / "u", progress=False, loss=MSE())
+    assert not torch.equal(_weights(tmp_path / "u")["model.enc.0.weight"], init["enc.0.weight"])
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+
+def test_cli_train_and_resume(pairs, tmp_path):
+    from filmclean.train.cli_train import train_command
+
+    runner = CliRunner()
+    run = tmp_path / "cli"
+    args = ["--run-dir", str(run), "--arch", "tinyconv", "--loss", "mse", "--pairs", str(pairs), "--sizes", "16",
+            "--epochs", "1", "--batch-size", "2", "--lr", "0.01", "--device", "cpu", "--seed", "2", "--no-progress"]
+    res = runner.invoke(train_command, args + ["--max-steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert "stopped at step 2" in res.output
+    cfg = TrainConfig.from_json((run / "config.json").read_text())
+    assert cfg.seed == 2 and [s.size for s in cfg.stages] == [16, 16] and cfg.stages[0].lr_max == 0.01
+    res = runner.invoke(train_command, ["--run-dir", str(run), "--no-progress"])  # resumes from config.json
+    assert res.exit_code == 0, res.output
+    assert "finished at step 6" in res.output and "model.safetensors" in res.output
+    res = runner.invoke(train_command, ["--run-dir", str(tmp_path / "x"), "--arch", "tinyconv"])
+    assert res.exit_code != 0 and "no training data" in res.output
+    res = runner.invoke(train_command, args + ["--seed", "3"])
+    assert isinstance(res.exception, InputError) and "differs in: seed" in str(res.exception)
+
+
+@pytest.mark.skipif(not Path(sys.executable).with_name("torchrun").exists() and not shutil.which("torchrun"), reason="no torchrun")
+def test_ddp_two_processes_cpu(pairs, tmp_path):
+    """One ``torchrun --nproc_per_node=2`` launch (Gloo on CPU): a run that joins the process group
+    itself, then, in a group made by the caller, a run stopped at step 3 and resumed; both end
+    identical, and only rank 0 wrote files."""
+    launcher = Path(sys.executable).with_name("torchrun")
+    torchrun = str(launcher) if launcher.exists() else "torchrun"
+    cfg = _cfg(pairs, stages=(Stage(16, 2, 2, 1e-2),), device="cpu")
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import os, sys, torch\n"
+        "import torch.distributed as dist\n"
+        "torch.set_num_threads(1)\n"
+        "from filmclean.train.config import load_config\n"
+        "from filmclean.train.loop import train\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_train_loop import MSE\n"
+        f"cfg = load_config({str(tmp_path / 'cfg.json')!r})\n"
+        f"root = {str(tmp_path)!r}\n"
+        "r = train(cfg, root + '/a', progress=False, loss=MSE())\n"
+        "assert not dist.is_initialized()\n"
+        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
+        "dist.init_process_group('gloo')\n"
+        "r = train(cfg, root + '/b', progress=False, loss=MSE(), max_steps=3)\n"
+        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
+        "r = train(cfg, root + '/b', progress=False, loss=MSE())\n"
+        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
+        "dist.barrier()\n"
+        "dist.destroy_process_group()\n"
+    )
+    t = time.time()
+    p = subprocess.run(
+        [torchrun, "--nproc_per_node=2", "--standalone", str(script)],
+        env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    assert time.time() - t < 90
+    for rank in "01":  # 7 items / 2 ranks -> 4 per rank -> 2 steps per epoch, 2 epochs
+        assert f"RESULT {rank} finished 4" in p.stdout and f"RESULT {rank} stopped 3" in p.stdout
+    assert len([m for m in _metrics(tmp_path / "a") if m["kind"] == "valid"]) == 2
+    assert not list(tmp_path.glob("*/*.partial"))
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
