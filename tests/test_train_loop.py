@@ -359,6 +359,24 @@ def test_tiny_run_loss_falls_and_model_loads(pairs, tmp_path):
     assert again["status"] == "finished" and again["step"] == 18
 
 
+def test_without_validation_split_the_latest_model_is_kept(tmp_path):
+    pairs = make_pairs(tmp_path / "p", n=5, sizes=(16,))
+    manifest = json.loads((pairs / "manifest.json").read_text())
+    del manifest["splits"]["valid"]
+    (pairs / "manifest.json").write_text(json.dumps(manifest))
+    cfg = _cfg(pairs, stages=(Stage(16, 2, 2, 1e-2),))
+    result = train(cfg, tmp_path / "run", progress=False, loss=MSE())
+    assert result["best"] is None and result["model_path"] == str(tmp_path / "run" / "model.safetensors")
+    valid = [m for m in _metrics(tmp_path / "run") if m["kind"] == "valid"]
+    assert len(valid) == 2 and "ssim" not in valid[0] and valid[0]["best"] is False
+    from filmclean.modelfile import load_torch_network
+
+    net, spec = load_torch_network(tmp_path / "run" / "model.safetensors")
+    assert spec.info["training"]["epoch"] == 1  # the last epoch's network
+    w = _weights(tmp_path / "run")
+    assert all(torch.equal(v, w["model." + k]) for k, v in net.state_dict().items())
+
+
 def test_build_loss_by_name(pairs, tmp_path):
     pytest.importorskip("filmclean.train.losses")
     cfg = _cfg(pairs, stages=(Stage(16, 1, 4, 1e-2),), augment=True)
@@ -470,18 +488,34 @@ def test_cli_train_and_resume(pairs, tmp_path):
     assert isinstance(res.exception, InputError) and "differs in: seed" in str(res.exception)
 
 
+def _torchrun(script: Path, *args: str, timeout: float = 150) -> str:
+    """Run ``torchrun --nproc_per_node=2 script args`` (the launcher is killed on timeout)."""
+    launcher = Path(sys.executable).with_name("torchrun")
+    cmd = [str(launcher) if launcher.exists() else "torchrun", "--nproc_per_node=2", "--standalone", str(script), *args]
+    proc = subprocess.Popen(
+        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # (the workers exit by themselves: faulthandler in the script)
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, out[-2000:] + err[-4000:]
+    return out
+
+
 @pytest.mark.skipif(not Path(sys.executable).with_name("torchrun").exists() and not shutil.which("torchrun"), reason="no torchrun")
 def test_ddp_two_processes_cpu(pairs, tmp_path):
-    """One ``torchrun --nproc_per_node=2`` launch (Gloo on CPU): a run that joins the process group
-    itself, then, in a group made by the caller, a run stopped at step 3 and resumed; both end
-    identical, and only rank 0 wrote files."""
-    launcher = Path(sys.executable).with_name("torchrun")
-    torchrun = str(launcher) if launcher.exists() else "torchrun"
+    """``torchrun --nproc_per_node=2`` on the CPU (Gloo). Launch 1: a full run; train() joins the
+    process group itself. Launch 2, in a group made by the caller: a run stopped at step 3, then
+    resumed from its files. Both runs end identical; only rank 0 wrote files."""
     cfg = _cfg(pairs, stages=(Stage(16, 2, 2, 1e-2),), device="cpu")
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     script = tmp_path / "ddp.py"
     script.write_text(
-        "import os, sys, torch\n"
+        "import faulthandler, os, sys, torch\n"
+        "faulthandler.dump_traceback_later(100, exit=True)  # a hung rank reports where and exits\n"
         "import torch.distributed as dist\n"
         "torch.set_num_threads(1)\n"
         "from filmclean.train.config import load_config\n"
@@ -489,27 +523,27 @@ def test_ddp_two_processes_cpu(pairs, tmp_path):
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_train_loop import MSE\n"
         f"cfg = load_config({str(tmp_path / 'cfg.json')!r})\n"
-        f"root = {str(tmp_path)!r}\n"
-        "r = train(cfg, root + '/a', progress=False, loss=MSE())\n"
-        "assert not dist.is_initialized()\n"
-        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
-        "dist.init_process_group('gloo')\n"
-        "r = train(cfg, root + '/b', progress=False, loss=MSE(), max_steps=3)\n"
-        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
-        "r = train(cfg, root + '/b', progress=False, loss=MSE())\n"
-        "print('RESULT', os.environ['RANK'], r['status'], r['step'], flush=True)\n"
-        "dist.barrier()\n"
-        "dist.destroy_process_group()\n"
+        "run, own_group = sys.argv[1], sys.argv[2] == 'own'\n"
+        "def report(r):\n"
+        "    os.write(1, f\"RESULT {os.environ['RANK']} {r['status']} {r['step']}\\n\".encode())  # one atomic write\n"
+        "if own_group:\n"
+        "    report(train(cfg, run, progress=False, loss=MSE()))\n"
+        "    assert not dist.is_initialized()\n"
+        "else:\n"
+        "    dist.init_process_group('gloo')\n"
+        "    report(train(cfg, run, progress=False, loss=MSE(), max_steps=3))\n"
+        "    report(train(cfg, run, progress=False, loss=MSE()))\n"
+        "    assert dist.is_initialized()\n"
+        "    dist.barrier()\n"
+        "    dist.destroy_process_group()\n"
     )
     t = time.time()
-    p = subprocess.run(
-        [torchrun, "--nproc_per_node=2", "--standalone", str(script)],
-        env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=120,
-    )
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    out_a = _torchrun(script, str(tmp_path / "a"), "own")
+    out_b = _torchrun(script, str(tmp_path / "b"), "caller")
     assert time.time() - t < 90
     for rank in "01":  # 7 items / 2 ranks -> 4 per rank -> 2 steps per epoch, 2 epochs
-        assert f"RESULT {rank} finished 4" in p.stdout and f"RESULT {rank} stopped 3" in p.stdout
+        assert f"RESULT {rank} finished 4" in out_a
+        assert f"RESULT {rank} stopped 3" in out_b and f"RESULT {rank} finished 4" in out_b
     assert len([m for m in _metrics(tmp_path / "a") if m["kind"] == "valid"]) == 2
     assert not list(tmp_path.glob("*/*.partial"))
     _assert_same_run(tmp_path / "a", tmp_path / "b")

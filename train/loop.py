@@ -36,7 +36,9 @@ Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initia
 CUDA, Gloo on CPU) unless the caller already did; each process loads its own shard of every epoch
 (``batch_size`` is per process), the network is wrapped in ``DistributedDataParallel`` afresh for
 each stage (so the frozen/unfrozen parameter set is right), validation is sharded and summed, and
-only rank 0 writes files.
+only rank 0 writes files; every rank reads the checkpoint, so ``run_dir`` must be on a file system
+they share. :func:`train` enters and (on success) leaves with a barrier, so a later call never
+reads files that rank 0 is still writing.
 """
 
 from __future__ import annotations
@@ -624,307 +626,329 @@ def train(
     "input_ssim", "stage", "epoch", "step"}`` or None, and ``model_path`` is None until a model was
     written. Raises ``KeyboardInterrupt`` after a graceful Ctrl-C (a checkpoint was written).
     """
+    run_dir = Path(run_dir)
+    di = setup_distributed(config.device)
+    if di.enabled:  # files a previous call's rank 0 wrote are complete before any rank reads them
+        import torch.distributed as dist
+
+        dist.barrier()
+    ok = False
+    try:
+        result = _train(config, run_dir, resume, progress, max_steps, loss, di)
+        ok = True
+        return result
+    finally:
+        if di.enabled:
+            import gc
+
+            import torch.distributed as dist
+
+            if ok:
+                dist.barrier()  # rank 0's files are complete, and no rank tears the group down early
+            gc.collect()  # DDP wrappers (reference cycles) go before their process group
+            if di.initialized_here:
+                dist.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    max_steps: int | None,
+    loss: nn.Module | None,
+    di: DistInfo,
+) -> dict[str, Any]:
+    """The body of :func:`train` (process group already set up)."""
     from filmclean.modelfile import save_model
     from filmclean.nets import build_network
 
-    run_dir = Path(run_dir)
-    di = setup_distributed(config.device)
+    device = resolve_device(config.device, di)
+    if config.amp == "fp16" and device.type != "cuda":
+        raise InputError("amp 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    ckpt_path = run_dir / CHECKPOINT_NAME
     try:
-        device = resolve_device(config.device, di)
-        if config.amp == "fp16" and device.type != "cuda":
-            raise InputError("amp 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
-        ckpt_path = run_dir / CHECKPOINT_NAME
-        try:
-            if di.is_main:
-                run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create run directory ({exc.strerror})", run_dir) from None
-
-        saved: tuple[dict[str, torch.Tensor], dict[str, Any], TrainConfig] | None = None
-        if resume and ckpt_path.is_file():
-            saved = read_checkpoint(ckpt_path)
-            diffs = config.differences(saved[2])
-            if diffs:
-                raise InputError(
-                    f"the run directory holds a different training config (differs in: {', '.join(diffs)}); "
-                    "use --no-resume to start over or another --run-dir",
-                    run_dir,
-                )
         if di.is_main:
-            if saved is None:
-                for name in (CHECKPOINT_NAME, STATE_NAME, METRICS_NAME, MODEL_NAME):
-                    (run_dir / name).unlink(missing_ok=True)
-            else:
-                _truncate_lines(run_dir / METRICS_NAME, int(saved[1]["metrics_lines"]))
-            config.save(run_dir / CONFIG_NAME)
-        if di.enabled:
-            import torch.distributed as dist
+            run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create run directory ({exc.strerror})", run_dir) from None
 
-            dist.barrier()
-
-        seed_everything(config.seed)
-        try:
-            net = build_network(config.arch, config.arch_config)
-        except KeyError as exc:
-            raise InputError(str(exc.args[0]) if exc.args else str(exc)) from None
-        except TypeError as exc:
-            raise InputError(f"cannot build network {config.arch!r}: {exc}") from None
-        net.to(device)
-        loss_fn = (loss if loss is not None else _build_loss(config)).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=config.stages[0].lr_max, weight_decay=config.weight_decay)
-        scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
-        plan = DataPlan(config)
-
-        # position: next step is batch `batch` of epoch `epoch` of stage `stage`
-        st: dict[str, Any] = {
-            "stage": 0,
-            "epoch": 0,
-            "batch": 0,
-            "global_step": 0,
-            "best": None,
-            "metrics_lines": 0,
-            "epoch_loss_sum": 0.0,
-            "epoch_loss_count": 0,
-            "last_loss": None,
-            "scheduler": None,
-            "model_path": None,
-        }
-        saved_groups: list[dict[str, Any]] | None = None
-        if saved is not None:
-            tensors, sstate, _ = saved
-            net.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-            opt.load_state_dict(_optimizer_from_flat(tensors, sstate["optimizer"]))
-            saved_groups = _groups_from_json(sstate["optimizer"]["param_groups"])
-            if scaler is not None and sstate.get("scaler") is not None:
-                scaler.load_state_dict(sstate["scaler"])
-            for key in st:
-                if key in sstate:
-                    st[key] = sstate[key]
-        metrics_lines = int(st["metrics_lines"])
-
-        def log_metrics(record: dict[str, Any]) -> None:
-            nonlocal metrics_lines
-            if di.is_main:
-                with open(run_dir / METRICS_NAME, "a") as f:
-                    f.write(json.dumps(record, sort_keys=True) + "\n")
-                metrics_lines += 1
-
-        stage_offsets = [sum(s.epochs for s in config.stages[:i]) for i in range(len(config.stages))]
-
-        def summary(status: str) -> dict[str, Any]:
-            return {
-                "status": status,
-                "run_dir": str(run_dir),
-                "step": st["global_step"],
-                "stage": st["stage"],
-                "epoch": st["epoch"],
-                "best": st["best"],
-                "model_path": st["model_path"],
-                "last_loss": st["last_loss"],
-                "checkpoint": str(ckpt_path),
-            }
-
-        def save(sched: Any) -> None:
-            if not di.is_main:
-                return
-            state = dict(
-                st,
-                format=CHECKPOINT_FORMAT,
-                metrics_lines=metrics_lines,
-                scheduler=None if sched is None else _jsonable(sched.state_dict()),
-                scaler=None if scaler is None else _jsonable(scaler.state_dict()),
-                rng=capture_rng(device),
-                world_size=di.world,
-                finished=st["stage"] >= len(config.stages),
-                saved_at=time.time(),
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any], TrainConfig] | None = None
+    if resume and ckpt_path.is_file():
+        saved = read_checkpoint(ckpt_path)
+        diffs = config.differences(saved[2])
+        if diffs:
+            raise InputError(
+                f"the run directory holds a different training config (differs in: {', '.join(diffs)}); "
+                "use --no-resume to start over or another --run-dir",
+                run_dir,
             )
-            write_checkpoint(run_dir, net, opt, state, config)
+    if di.is_main:
+        if saved is None:
+            for name in (CHECKPOINT_NAME, STATE_NAME, METRICS_NAME, MODEL_NAME):
+                (run_dir / name).unlink(missing_ok=True)
+        else:
+            _truncate_lines(run_dir / METRICS_NAME, int(saved[1]["metrics_lines"]))
+        config.save(run_dir / CONFIG_NAME)
+    if di.enabled:
+        import torch.distributed as dist
 
-        if st["stage"] >= len(config.stages):
-            return summary("finished")
-        if max_steps is not None and st["global_step"] >= max_steps:
-            return summary("stopped")
+        dist.barrier()
 
-        if saved is not None:
-            restore_rng(saved[1]["rng"], device)
-        resumed_scheduler = st["scheduler"]
-        model: nn.Module = net
-        sched: Any = None
-        with _GracefulInterrupt() as interrupt, _Progress(progress and di.is_main) as bar:
-            while st["stage"] < len(config.stages):
-                si = st["stage"]
-                stage = config.stages[si]
-                set_encoder_frozen(net, stage.freeze_encoder, config.train_bn)
-                if di.enabled:
-                    from torch.nn.parallel import DistributedDataParallel
+    seed_everything(config.seed)
+    try:
+        net = build_network(config.arch, config.arch_config)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]) if exc.args else str(exc)) from None
+    except TypeError as exc:
+        raise InputError(f"cannot build network {config.arch!r}: {exc}") from None
+    net.to(device)
+    loss_fn = (loss if loss is not None else _build_loss(config)).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.stages[0].lr_max, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    plan = DataPlan(config)
 
-                    model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-                n_items = len(plan.train_set(stage.size, stage_offsets[si]))
-                spe = steps_per_epoch(n_items, stage.batch_size, di.world)
-                drop_last = math.ceil(n_items / di.world) >= stage.batch_size
-                sched = torch.optim.lr_scheduler.OneCycleLR(
-                    opt, max_lr=stage.lr_max, total_steps=stage.epochs * spe, pct_start=stage.pct_start
+    # position: next step is batch `batch` of epoch `epoch` of stage `stage`
+    st: dict[str, Any] = {
+        "stage": 0,
+        "epoch": 0,
+        "batch": 0,
+        "global_step": 0,
+        "best": None,
+        "metrics_lines": 0,
+        "epoch_loss_sum": 0.0,
+        "epoch_loss_count": 0,
+        "last_loss": None,
+        "scheduler": None,
+        "model_path": None,
+    }
+    saved_groups: list[dict[str, Any]] | None = None
+    if saved is not None:
+        tensors, sstate, _ = saved
+        net.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+        opt.load_state_dict(_optimizer_from_flat(tensors, sstate["optimizer"]))
+        saved_groups = _groups_from_json(sstate["optimizer"]["param_groups"])
+        if scaler is not None and sstate.get("scaler") is not None:
+            scaler.load_state_dict(sstate["scaler"])
+        for key in st:
+            if key in sstate:
+                st[key] = sstate[key]
+    metrics_lines = int(st["metrics_lines"])
+
+    def log_metrics(record: dict[str, Any]) -> None:
+        nonlocal metrics_lines
+        if di.is_main:
+            with open(run_dir / METRICS_NAME, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            metrics_lines += 1
+
+    stage_offsets = [sum(s.epochs for s in config.stages[:i]) for i in range(len(config.stages))]
+
+    def summary(status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "run_dir": str(run_dir),
+            "step": st["global_step"],
+            "stage": st["stage"],
+            "epoch": st["epoch"],
+            "best": st["best"],
+            "model_path": st["model_path"],
+            "last_loss": st["last_loss"],
+            "checkpoint": str(ckpt_path),
+        }
+
+    def save(sched: Any) -> None:
+        if not di.is_main:
+            return
+        state = dict(
+            st,
+            format=CHECKPOINT_FORMAT,
+            metrics_lines=metrics_lines,
+            scheduler=None if sched is None else _jsonable(sched.state_dict()),
+            scaler=None if scaler is None else _jsonable(scaler.state_dict()),
+            rng=capture_rng(device),
+            world_size=di.world,
+            finished=st["stage"] >= len(config.stages),
+            saved_at=time.time(),
+        )
+        write_checkpoint(run_dir, net, opt, state, config)
+
+    if st["stage"] >= len(config.stages):
+        return summary("finished")
+    if max_steps is not None and st["global_step"] >= max_steps:
+        return summary("stopped")
+
+    if saved is not None:
+        restore_rng(saved[1]["rng"], device)
+    resumed_scheduler = st["scheduler"]
+    model: nn.Module = net
+    sched: Any = None
+    with _GracefulInterrupt() as interrupt, _Progress(progress and di.is_main) as bar:
+        while st["stage"] < len(config.stages):
+            si = st["stage"]
+            stage = config.stages[si]
+            set_encoder_frozen(net, stage.freeze_encoder, config.train_bn)
+            if di.enabled:
+                from torch.nn.parallel import DistributedDataParallel
+
+                model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+            n_items = len(plan.train_set(stage.size, stage_offsets[si]))
+            spe = steps_per_epoch(n_items, stage.batch_size, di.world)
+            drop_last = math.ceil(n_items / di.world) >= stage.batch_size
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=stage.lr_max, total_steps=stage.epochs * spe, pct_start=stage.pct_start
+            )
+            if resumed_scheduler is not None:
+                sched.load_state_dict(resumed_scheduler)
+                for group, saved_group in zip(opt.param_groups, saved_groups or [], strict=True):
+                    group.update({k: v for k, v in saved_group.items() if k != "params"})
+                resumed_scheduler = None
+            valid_ds = plan.valid_set(stage.size)
+
+            while st["epoch"] < stage.epochs:
+                ei = st["epoch"]
+                gepoch = stage_offsets[si] + ei
+                ds = plan.train_set(stage.size, gepoch)
+                skip = st["batch"] * stage.batch_size
+                sampler = ResumableSampler(ds, di.world, di.rank, config.seed, gepoch, skip)
+                loader = _loader(ds, stage.batch_size, sampler, config, device, drop_last, config.seed * 1_000_003 + gepoch)
+                bar.start_epoch(
+                    f"stage {si + 1}/{len(config.stages)} {stage.size}px"
+                    f"{' frozen' if stage.freeze_encoder else ''} epoch {ei + 1}/{stage.epochs}",
+                    spe,
+                    st["batch"],
                 )
-                if resumed_scheduler is not None:
-                    sched.load_state_dict(resumed_scheduler)
-                    for group, saved_group in zip(opt.param_groups, saved_groups or [], strict=True):
-                        group.update({k: v for k, v in saved_group.items() if k != "params"})
-                    resumed_scheduler = None
-                valid_ds = plan.valid_set(stage.size)
+                model.train()
+                t_last = time.perf_counter()
+                for batch in loader:
+                    if st["batch"] >= spe:
+                        break
+                    b = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                    opt.zero_grad(set_to_none=True)
+                    with _autocast(device, config.amp):
+                        out = model(b["input"])
+                        total, terms = loss_fn(out, b)
+                    if scaler is not None:
+                        scaler.scale(total).backward()
+                        if config.grad_clip > 0:
+                            scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        total.backward()
+                        if config.grad_clip > 0:
+                            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                        opt.step()
+                    step_lr = float(opt.param_groups[0]["lr"])
+                    sched.step()
+                    loss_value = float(total.detach())
+                    if not math.isfinite(loss_value):
+                        raise FilmcleanError(
+                            f"training diverged: loss is {loss_value} at step {st['global_step'] + 1}; lower the learning rate"
+                        )
+                    st["global_step"] += 1
+                    st["batch"] += 1
+                    st["epoch_loss_sum"] += loss_value
+                    st["epoch_loss_count"] += 1
+                    st["last_loss"] = loss_value
+                    now = time.perf_counter()
+                    ips = b["input"].shape[0] * di.world / max(now - t_last, 1e-9)
+                    t_last = now
+                    bar.advance(loss_value, ips)
+                    if st["global_step"] % config.log_every == 0:
+                        log_metrics(
+                            {
+                                "kind": "train",
+                                "step": st["global_step"],
+                                "stage": si,
+                                "epoch": gepoch,
+                                "size": stage.size,
+                                "loss": loss_value,
+                                "terms": {k: float(v) for k, v in terms.items()},
+                                "lr": step_lr,
+                                "images_per_s": ips,
+                            }
+                        )
+                    stop_now = interrupt.requested
+                    if di.enabled:
+                        import torch.distributed as dist
 
-                while st["epoch"] < stage.epochs:
-                    ei = st["epoch"]
-                    gepoch = stage_offsets[si] + ei
-                    ds = plan.train_set(stage.size, gepoch)
-                    skip = st["batch"] * stage.batch_size
-                    sampler = ResumableSampler(ds, di.world, di.rank, config.seed, gepoch, skip)
-                    loader = _loader(ds, stage.batch_size, sampler, config, device, drop_last, config.seed * 1_000_003 + gepoch)
-                    bar.start_epoch(
-                        f"stage {si + 1}/{len(config.stages)} {stage.size}px"
-                        f"{' frozen' if stage.freeze_encoder else ''} epoch {ei + 1}/{stage.epochs}",
-                        spe,
-                        st["batch"],
-                    )
-                    model.train()
-                    t_last = time.perf_counter()
-                    for batch in loader:
-                        if st["batch"] >= spe:
-                            break
-                        b = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-                        opt.zero_grad(set_to_none=True)
-                        with _autocast(device, config.amp):
-                            out = model(b["input"])
-                            total, terms = loss_fn(out, b)
-                        if scaler is not None:
-                            scaler.scale(total).backward()
-                            if config.grad_clip > 0:
-                                scaler.unscale_(opt)
-                                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-                            scaler.step(opt)
-                            scaler.update()
-                        else:
-                            total.backward()
-                            if config.grad_clip > 0:
-                                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-                            opt.step()
-                        step_lr = float(opt.param_groups[0]["lr"])
-                        sched.step()
-                        loss_value = float(total.detach())
-                        if not math.isfinite(loss_value):
-                            raise FilmcleanError(
-                                f"training diverged: loss is {loss_value} at step {st['global_step'] + 1}; lower the learning rate"
-                            )
-                        st["global_step"] += 1
-                        st["batch"] += 1
-                        st["epoch_loss_sum"] += loss_value
-                        st["epoch_loss_count"] += 1
-                        st["last_loss"] = loss_value
-                        now = time.perf_counter()
-                        ips = b["input"].shape[0] * di.world / max(now - t_last, 1e-9)
-                        t_last = now
-                        bar.advance(loss_value, ips)
-                        if st["global_step"] % config.log_every == 0:
-                            log_metrics(
-                                {
-                                    "kind": "train",
-                                    "step": st["global_step"],
-                                    "stage": si,
-                                    "epoch": gepoch,
-                                    "size": stage.size,
-                                    "loss": loss_value,
-                                    "terms": {k: float(v) for k, v in terms.items()},
-                                    "lr": step_lr,
-                                    "images_per_s": ips,
-                                }
-                            )
-                        stop_now = interrupt.requested
-                        if di.enabled:
-                            import torch.distributed as dist
+                        flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
+                        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                        stop_now = bool(flag.item() > 0)
+                    limit = max_steps is not None and st["global_step"] >= max_steps
+                    if stop_now or limit or (config.checkpoint_every and st["global_step"] % config.checkpoint_every == 0):
+                        save(sched)
+                    if stop_now:
+                        bar.log(f"interrupted: checkpoint written at step {st['global_step']}")
+                        raise KeyboardInterrupt
+                    if limit:
+                        return summary("stopped")
 
-                            flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
-                            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                            stop_now = bool(flag.item() > 0)
-                        limit = max_steps is not None and st["global_step"] >= max_steps
-                        if stop_now or limit or (config.checkpoint_every and st["global_step"] % config.checkpoint_every == 0):
-                            save(sched)
-                        if stop_now:
-                            bar.log(f"interrupted: checkpoint written at step {st['global_step']}")
-                            raise KeyboardInterrupt
-                        if limit:
-                            return summary("stopped")
-
-                    # epoch end: validate, maybe save the model, checkpoint at the next position
-                    train_loss = st["epoch_loss_sum"] / max(1, st["epoch_loss_count"])
-                    record: dict[str, Any] = {
-                        "kind": "valid",
-                        "step": st["global_step"],
+                # epoch end: validate, maybe save the model, checkpoint at the next position
+                train_loss = st["epoch_loss_sum"] / max(1, st["epoch_loss_count"])
+                record: dict[str, Any] = {
+                    "kind": "valid",
+                    "step": st["global_step"],
+                    "stage": si,
+                    "epoch": gepoch,
+                    "size": stage.size,
+                    "train_loss": train_loss,
+                }
+                candidate: dict[str, Any] | None = None
+                if valid_ds is not None:
+                    metrics = validate(net, valid_ds, stage.batch_size, device, config, di)
+                    record.update(ssim=metrics["ssim"], input_ssim=metrics["input_ssim"], valid_count=metrics["count"])
+                    candidate = {
+                        "size": stage.size,
+                        "ssim": metrics["ssim"],
+                        "input_ssim": metrics["input_ssim"],
                         "stage": si,
                         "epoch": gepoch,
-                        "size": stage.size,
-                        "train_loss": train_loss,
+                        "step": st["global_step"],
                     }
-                    candidate: dict[str, Any] | None = None
-                    if valid_ds is not None:
-                        metrics = validate(net, valid_ds, stage.batch_size, device, config, di)
-                        record.update(ssim=metrics["ssim"], input_ssim=metrics["input_ssim"], valid_count=metrics["count"])
-                        candidate = {
-                            "size": stage.size,
-                            "ssim": metrics["ssim"],
-                            "input_ssim": metrics["input_ssim"],
+                better = candidate is not None and _is_better(candidate, st["best"])
+                record["best"] = better
+                if better:
+                    st["best"] = candidate
+                if (better or valid_ds is None) and di.is_main:  # without validation: the latest network
+                    info = {
+                        "training": {
+                            "run_dir": str(run_dir),
                             "stage": si,
                             "epoch": gepoch,
                             "step": st["global_step"],
+                            "size": stage.size,
+                            "valid_ssim": None if candidate is None else candidate["ssim"],
+                            "valid_input_ssim": None if candidate is None else candidate["input_ssim"],
+                            "train_loss": train_loss,
+                            "loss": config.loss,
+                            "data": config.pairs_dir or config.clean_dir,
+                            "seed": config.seed,
                         }
-                    better = candidate is not None and _is_better(candidate, st["best"])
-                    record["best"] = better
-                    if better:
-                        st["best"] = candidate
-                    if (better or valid_ds is None) and di.is_main:
-                        info = {
-                            "training": {
-                                "run_dir": str(run_dir),
-                                "stage": si,
-                                "epoch": gepoch,
-                                "step": st["global_step"],
-                                "size": stage.size,
-                                "valid_ssim": None if candidate is None else candidate["ssim"],
-                                "valid_input_ssim": None if candidate is None else candidate["input_ssim"],
-                                "train_loss": train_loss,
-                                "loss": config.loss,
-                                "data": config.pairs_dir or config.clean_dir,
-                                "seed": config.seed,
-                            }
-                        }
-                        st["model_path"] = str(save_model(net, config.arch, config.arch_config, run_dir / MODEL_NAME, info=info))
-                    elif better:
-                        st["model_path"] = str(run_dir / MODEL_NAME)
-                    log_metrics(record)
-                    bar.log(
-                        f"stage {si + 1} {stage.size}px epoch {ei + 1}/{stage.epochs}: train loss {train_loss:.5f}"
-                        + (f", valid SSIM {candidate['ssim']:.4f} (damaged {candidate['input_ssim']:.4f})" if candidate else "")
-                    )
-                    st["epoch"] += 1
-                    st["batch"] = 0
-                    st["epoch_loss_sum"] = 0.0
-                    st["epoch_loss_count"] = 0
-                    if st["epoch"] < stage.epochs:
-                        save(sched)
-                st["stage"] += 1
-                st["epoch"] = 0
-                save(None)  # the next stage starts with a fresh scheduler
-            return summary("finished")
-    finally:
-        if di.initialized_here:
-            import sys
-
-            import torch.distributed as dist
-
-            if sys.exc_info()[0] is None:
-                dist.barrier()  # no rank tears the group down while another still uses it
-            dist.destroy_process_group()
+                    }
+                    save_model(net, config.arch, config.arch_config, run_dir / MODEL_NAME, info=info)
+                if better or valid_ds is None:
+                    st["model_path"] = str(run_dir / MODEL_NAME)
+                log_metrics(record)
+                bar.log(
+                    f"stage {si + 1} {stage.size}px epoch {ei + 1}/{stage.epochs}: train loss {train_loss:.5f}"
+                    + (f", valid SSIM {candidate['ssim']:.4f} (damaged {candidate['input_ssim']:.4f})" if candidate else "")
+                )
+                st["epoch"] += 1
+                st["batch"] = 0
+                st["epoch_loss_sum"] = 0.0
+                st["epoch_loss_count"] = 0
+                if st["epoch"] < stage.epochs:
+                    save(sched)
+            st["stage"] += 1
+            st["epoch"] = 0
+            save(None)  # the next stage starts with a fresh scheduler
+        return summary("finished")
 
 
 __all__ = [

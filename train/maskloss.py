@@ -7,8 +7,9 @@ damage opacity from the synthesis; ``> 0`` exactly where pixels were changed).
 
 Terms (all means over the batch):
 
-- ``bce``: binary cross-entropy of the predicted mask against ``mask > 0``, positives weighted by
-  ``pos_weight`` (damage covers few pixels);
+- ``bce``: binary cross-entropy of the predicted mask against ``mask >= min_opacity`` (visible
+  damage), positives weighted by ``pos_weight``; pixels with faint damage (``0 < mask <
+  min_opacity``) are left out of this term (no reliable label: they may be called either way);
 - ``dice``: soft Dice loss of the same (keeps thin scratches and specks from being ignored);
 - ``out_l1``: L1 between the soft composite ``x + m (r - x)`` and the clean target, all pixels;
 - ``out_ssim``: ``1 - SSIM`` (kornia, 7x7 Gaussian window) of the composite vs the target;
@@ -27,10 +28,11 @@ from torch.nn import functional as F
 
 
 class MaskGuidedLoss(nn.Module):
-    def __init__(self, pos_weight: float = 4.0, dilate: int = 2, w_bce: float = 1.0, w_dice: float = 0.5,
+    def __init__(self, pos_weight: float = 1.0, min_opacity: float = 0.1, dilate: int = 2, w_bce: float = 1.0, w_dice: float = 0.5,
                  w_out: float = 10.0, w_ssim: float = 2.0, w_repair: float = 4.0, w_keep: float = 0.5) -> None:
         super().__init__()
         self.pos_weight = float(pos_weight)
+        self.min_opacity = float(min_opacity)
         self.dilate = int(dilate)
         self.w = dict(bce=w_bce, dice=w_dice, out_l1=w_out, out_ssim=w_ssim, repair_l1=w_repair, keep_l1=w_keep)
 
@@ -39,17 +41,20 @@ class MaskGuidedLoss(nn.Module):
 
         restored, prob = net_out
         x, y = batch["input"], batch["target"]
-        true = (batch["mask"] > 0).to(prob.dtype)
+        opacity = batch["mask"].to(prob.dtype)
+        true = (opacity >= self.min_opacity).to(prob.dtype)
+        faint = ((opacity > 0) & (opacity < self.min_opacity)).to(prob.dtype)
         p = prob.clamp(1e-6, 1 - 1e-6)
-        weight = 1.0 + (self.pos_weight - 1.0) * true
-        bce = F.binary_cross_entropy(p, true, weight=weight)
+        weight = (1.0 + (self.pos_weight - 1.0) * true) * (1.0 - faint)
+        bce = F.binary_cross_entropy(p, true, weight=weight, reduction="sum") / weight.sum().clamp_min(1.0)
         inter = (p * true).sum(dim=(1, 2, 3))
         dice = 1.0 - ((2 * inter + 1.0) / (p.sum(dim=(1, 2, 3)) + true.sum(dim=(1, 2, 3)) + 1.0)).mean()
         out = x + prob * (restored - x)
         out_l1 = (out - y).abs().mean()
         out_ssim = 1.0 - kornia.metrics.ssim(out, y, 7).mean()
         k = 2 * self.dilate + 1
-        region = F.max_pool2d(true, k, stride=1, padding=self.dilate) if self.dilate > 0 else true
+        damaged = (opacity > 0).to(prob.dtype)
+        region = F.max_pool2d(damaged, k, stride=1, padding=self.dilate) if self.dilate > 0 else damaged
         err = (restored - y).abs().mean(dim=1, keepdim=True)
         repair_l1 = (err * region).sum() / region.sum().clamp_min(1.0)
         keep_l1 = (err * (1 - region)).sum() / (1 - region).sum().clamp_min(1.0)

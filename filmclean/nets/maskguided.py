@@ -17,6 +17,11 @@ U-shaped encoder/decoder works at 1/2, 1/4 and 1/8 scale, with dilated convoluti
 context around large blotches; skip connections are added (not concatenated) to save compute;
 both heads are pixel-shuffled back to full resolution. No attention, so tiling is exact given
 enough overlap (see ``receptive_radius``).
+
+Detection cues: besides the picture, the network sees morphological top-hat maps of the luminance
+at two scales (closing minus picture for dark specks, picture minus opening for light ones, made
+with max-pooling). These are the classical dust detectors and let the network learn what dust
+looks like from far fewer examples than it would need to discover them itself.
 """
 
 from __future__ import annotations
@@ -57,12 +62,15 @@ class MaskGuidedNet(nn.Module):
     size_multiple = 8
 
     def __init__(self, widths: tuple[int, int, int] | list[int] = (24, 48, 96),
-                 dilations: tuple[int, ...] | list[int] = (1, 2, 4)) -> None:
+                 dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+                 tophat: tuple[int, ...] | list[int] = (5, 11)) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in widths)
         self.widths = (c1, c2, c3)
         self.dilations = tuple(int(d) for d in dilations)
-        self.stem = _ConvAct(12, c1)              # 1/2 scale (pixel-unshuffled input)
+        self.tophat = tuple(int(k) for k in tophat)
+        cues = 4 * 2 * len(self.tophat)           # dark + light top-hat per scale, unshuffled 2x2
+        self.stem = _ConvAct(12 + cues, c1)       # 1/2 scale (pixel-unshuffled input + cues)
         self.enc1 = _ConvAct(c1, c1)
         self.down2 = _ConvAct(c1, c2, 3, 2)       # 1/4
         self.enc2 = _ConvAct(c2, c2)
@@ -80,12 +88,30 @@ class MaskGuidedNet(nn.Module):
         r += sum(2 * 8 * d for d in self.dilations)  # two convs per residual block at 1/8
         r += 4 + 2 + 2  # dec2 at 1/4, dec1 at 1/2, head at 1/2
         r += 8  # nearest upsampling and the 2x2 fold
+        r += max(self.tophat, default=0) - 1  # closing/opening = two poolings of radius k // 2
         self.receptive_radius = int(r)
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):
+                nn.init.kaiming_normal_(mod.weight, a=0.1, nonlinearity="leaky_relu")
+                nn.init.zeros_(mod.bias)
+        nn.init.normal_(self.head.weight, std=1e-3)
+
+    def cues(self, x: torch.Tensor) -> torch.Tensor:
+        """Top-hat maps ``(N, 2 * len(tophat), H, W)`` of the luminance (dark then light per scale)."""
+        y = x.mean(dim=1, keepdim=True)
+        maps = []
+        for k in self.tophat:
+            p = k // 2
+            closing = -F.max_pool2d(-F.max_pool2d(y, k, 1, p), k, 1, p)
+            opening = F.max_pool2d(-F.max_pool2d(-y, k, 1, p), k, 1, p)
+            maps += [closing - y, y - opening]
+        return torch.cat(maps, dim=1)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(delta, mask_logits)`` at full resolution: ``(N,3,H,W)`` and ``(N,1,H,W)``."""
         x2 = F.pixel_unshuffle(x, 2)
-        e1 = self.enc1(self.stem(x2))
+        cues = F.pixel_unshuffle(self.cues(x), 2) * 4.0
+        e1 = self.enc1(self.stem(torch.cat([x2, cues], dim=1)))
         e2 = self.enc2(self.down2(e1))
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)

@@ -1,0 +1,125 @@
+"""Evaluation commands for the ``filmclean`` CLI: ``evaluate`` and ``analyze-layers``.
+
+Only click is imported here; the work is done by :mod:`filmclean.evaluate`, imported when a
+command runs. Wired into the command group with ``cli.add_command`` by :mod:`filmclean.cli`.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["analyze_layers_command", "evaluate_command"]
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    text = str(value).strip().lower()
+    if text != "full" and not (text.isdigit() and int(text) >= 16):
+        raise click.BadParameter(f"expected a size in pixels (>= 16) or 'full', got {value!r}")
+    return text
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("expected comma-separated image names")
+    return names
+
+
+def _console():
+    """A rich console on stdout: the terminal's width, or 180 columns when not a terminal (files, pipes)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 180)
+
+
+@click.command(name="evaluate")
+@click.option("--pairs", "pairs_dir", required=True, type=click.Path(path_type=str),
+              help="Pairs from 'filmclean dustify' (SIZE/{clean,damaged,mask}/ + manifest.json), or any folder "
+                   "with clean/ and damaged/ (optional mask/) holding files of matching names.")
+@click.option("--size", default="256", show_default=True, callback=_size,
+              help="Which size of a dustify set; 'full' = the full-size held-out originals (the manifest's "
+                   "clean_dir, or PAIRS itself as a folder of clean images), damaged on the fly with a fixed "
+                   "seed per image, so whole images go through the model's tiling.")
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="test: the manifest's test names (all pairs when there is no manifest).")
+@click.option("--model", "models", multiple=True, metavar="MODEL",
+              help="Repeatable. A model file (.safetensors/.onnx) or a reference: identity, "
+                   "dns[:radius=2,threshold=0.1] (Dust & Scratches median filter), oracle[:radius=3] "
+                   "(true mask + Telea inpainting), default (the shipped model). "
+                   "[default: identity, dns, oracle (if masks), default (if installed)]")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Report folder: report.json, per_image.csv and PNG figures (replaced if present).")
+@click.option("--tile", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Tile size for model files (whole images are cut into tiles).")
+@click.option("--no-tile", is_flag=True, help="Run model files on whole images in one pass.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Mask models: damage probability from which a pixel is repaired.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs (by name).")
+@click.option("--worst", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Rows of each worst-case contact sheet (0 = none).")
+@click.option("--no-lpips", is_flag=True, help="Skip LPIPS (VGG-16 on every image is the slowest metric on a CPU).")
+@click.option("--no-figures", is_flag=True, help="Write report.json and per_image.csv only.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, ...], out_dir: str, tile: int,
+                     no_tile: bool, threshold: float, backend: str, device: str, limit: int | None, worst: int,
+                     no_lpips: bool, no_figures: bool, quiet: bool) -> None:
+    """Score models on test pairs as in Ivanova et al. 2022: SSIM of predictions on damaged AND on clean
+    inputs, δSSIM, PSNR, LPIPS and time, with histograms and worst-case sheets."""
+    from .evaluate import LpipsScorer, evaluate, open_pairs, parse_method, results_table, write_report
+    from .model import default_model_paths
+
+    pairs = open_pairs(pairs_dir, size, split, limit)
+    specs = list(models)
+    if not specs:
+        specs = ["identity", "dns"] + (["oracle"] if pairs.has_masks else [])
+        if any(default_model_paths()):
+            specs.append("default")
+    methods = [parse_method(s, tile=None if no_tile else tile, threshold=threshold, backend=backend, device=device)
+               for s in specs]
+    scorer = LpipsScorer(enabled=not no_lpips)
+    if not quiet:
+        click.echo(f"evaluating {', '.join(m.name for m in methods)} on {len(pairs)} pairs "
+                   f"({pairs.settings.get('size')}, split {pairs.settings.get('split')}) from {pairs_dir}", err=True)
+        if not scorer.available and not no_lpips:
+            click.echo(f"LPIPS unavailable: {scorer.reason}", err=True)
+
+    def progress(i: int, n: int, name: str) -> None:
+        if not quiet:
+            click.echo(f"[{i + 1}/{n}] {name}", err=True)
+
+    result = evaluate(pairs, methods, lpips=scorer, worst=worst, progress=progress)
+    result.settings.update({"tile": None if no_tile else tile, "threshold": threshold, "backend": backend,
+                            "device": device, "limit": limit})
+    paths = write_report(result, out_dir, figures=not no_figures)
+    _console().print(results_table(result))
+    if not quiet:
+        click.echo(f"wrote {paths['report']}, {paths['csv'].name} and {len(result.figures)} figures in {out_dir}",
+                   err=True)
+
+
+@click.command(name="analyze-layers")
+@click.option("--pairs", "pairs_dir", required=True, type=click.Path(path_type=str),
+              help="Pairs folder, as for 'filmclean evaluate'.")
+@click.option("--names", default=None, callback=_names,
+              help="Comma-separated image names [default: three test pairs spread over the damage range].")
+@click.option("--size", default="256", show_default=True, callback=_size, help="As for 'filmclean evaluate'.")
+@click.option("--top", "top_k", type=click.IntRange(min=1), default=9, show_default=True,
+              help="Size of the most-activated filter sets compared.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for layer_response.json and the plots.")
+def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, top_k: int, out_dir: str) -> None:
+    """The paper's layer-response experiment: which of VGG-16's most activated filters change when dust and
+    scratches are added, for the five pre-pool ReLUs (Table 1 of Ivanova et al. 2022)."""
+    from .evaluate import analyze_layers, layers_table, open_pairs, write_layer_report
+
+    pairs = open_pairs(pairs_dir, size, "all" if names else "test")
+    analysis = analyze_layers(pairs, names, top_k=top_k)
+    paths = write_layer_report(analysis, out_dir)
+    _console().print(layers_table(analysis))
+    click.echo(f"wrote {paths['json']} and {len(paths) - 1} plots in {out_dir}", err=True)
