@@ -105,11 +105,14 @@ def frames(input_spec, output, mask_out, force, model_path, backend, device, til
 def _register_lifecycle_commands() -> None:
     """Model life-cycle commands live with the training code (only click is imported by these modules)."""
     from .train.cli_data import dustify_command
+    from .cli_eval import analyze_layers_command, evaluate_command
     from .train.cli_train import export_onnx_command, train_command
 
     cli.add_command(dustify_command)
     cli.add_command(train_command)
     cli.add_command(export_onnx_command)
+    cli.add_command(evaluate_command)
+    cli.add_command(analyze_layers_command)
 
 
 _register_lifecycle_commands()

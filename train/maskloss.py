@@ -39,17 +39,18 @@ class MaskGuidedLoss(nn.Module):
     def forward(self, net_out, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         import kornia
 
-        restored, prob = net_out
+        restored, prob = net_out[0], net_out[1]
+        logits = net_out[2] if len(net_out) > 2 else torch.logit(prob.clamp(1e-6, 1 - 1e-6))
         x, y = batch["input"], batch["target"]
         opacity = batch["mask"].to(prob.dtype)
         true = (opacity >= self.min_opacity).to(prob.dtype)
         faint = ((opacity > 0) & (opacity < self.min_opacity)).to(prob.dtype)
-        p = prob.clamp(1e-6, 1 - 1e-6)
+        p = prob
         weight = (1.0 + (self.pos_weight - 1.0) * true) * (1.0 - faint)
-        bce = F.binary_cross_entropy(p, true, weight=weight, reduction="sum") / weight.sum().clamp_min(1.0)
+        bce = F.binary_cross_entropy_with_logits(logits, true, weight=weight, reduction="sum") / weight.sum().clamp_min(1.0)
         inter = (p * true).sum(dim=(1, 2, 3))
         dice = 1.0 - ((2 * inter + 1.0) / (p.sum(dim=(1, 2, 3)) + true.sum(dim=(1, 2, 3)) + 1.0)).mean()
-        out = x + prob * (restored - x)
+        out = (x + prob * (restored - x)).clamp(0.0, 1.0)
         out_l1 = (out - y).abs().mean()
         out_ssim = 1.0 - kornia.metrics.ssim(out, y, 7).mean()
         k = 2 * self.dilate + 1

@@ -121,10 +121,17 @@ class MaskGuidedNet(nn.Module):
         logits = F.pixel_shuffle(out[:, 12:], 2)
         return delta, logits
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor):
+        """Eval mode: ``(restored, mask)`` as in the module contract.
+
+        Training mode: ``(restored, mask, mask_logits)`` with ``restored`` not clamped, so that no
+        gradient is cut off by a saturated clamp and the loss can use the numerically stable
+        logits; the first two entries mean the same as in eval mode.
+        """
         delta, logits = self.features(x)
-        restored = (x + delta).clamp(0.0, 1.0)
-        return restored, torch.sigmoid(logits)
+        if self.training:
+            return x + delta, torch.sigmoid(logits), logits
+        return (x + delta).clamp(0.0, 1.0), torch.sigmoid(logits)
 
     @staticmethod
     def composite(x: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,42 @@
+"""Install a trained run as the shipped default model: ``models/default.{safetensors,onnx}`` + sums.
+
+    python scripts/ship_model.py runs/default [--models-dir models]
+
+Copies the run's best ``model.safetensors`` (adding the run's config and metrics to its
+``filmclean.info`` metadata), exports ONNX with the parity check, writes ``SHA256SUMS`` and prints
+the sizes. The model card (``models/README.md``) is written by hand from ``filmclean evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    args = ap.parse_args()
+
+    from filmclean.modelfile import load_torch_network, save_model, sha256_file
+    from filmclean.onnx_export import export_onnx
+
+    net, spec = load_torch_network(args.run_dir / "model.safetensors")
+    state = json.loads((args.run_dir / "state.json").read_text()) if (args.run_dir / "state.json").is_file() else {}
+    info = dict(spec.info)
+    info["training_run"] = {"config": json.loads((args.run_dir / "config.json").read_text()),
+                            "best": state.get("best"), "step": state.get("step")}
+    out = args.models_dir
+    out.mkdir(parents=True, exist_ok=True)
+    st = save_model(net, spec.arch, spec.config, out / "default.safetensors", info=info)
+    res = export_onnx(st, out / "default.onnx")
+    names = ["default.safetensors", "default.onnx"]
+    (out / "SHA256SUMS").write_text("".join(f"{sha256_file(out / n)}  {n}\n" for n in names))
+    total = sum((out / n).stat().st_size for n in names)
+    print(f"shipped {spec.arch} to {out}: {total / 1e6:.1f} MB, ONNX vs torch max diff {res['max_abs_diff']:.2e}")
+
+
+if __name__ == "__main__":
+    main()
