@@ -23,11 +23,12 @@ def _model_options(f):
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--tile", type=click.IntRange(min=16), default=512, show_default=True,
+        click.option("--tile", type=click.IntRange(min=16), default=1024, show_default=True,
                      help="Tile size in pixels; memory is bounded by the tile, not the frame."),
         click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
         click.option("--overlap", type=click.IntRange(min=0), default=None,
-                     help="Tile overlap in pixels [default: twice the network's receptive radius]."),
+                     help="Tile overlap in pixels [default: twice the network's receptive radius, at most 128]; "
+                          "at least twice the radius makes tiled output equal whole-frame output."),
         click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per network call."),
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Mask models: damage probability from which a pixel is repaired; "

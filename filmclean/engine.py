@@ -9,20 +9,25 @@ import numpy as np
 from .tiling import TileAccumulator, extract_tiles, make_grid, pad_frame
 
 
+MAX_AUTO_OVERLAP = 128
+
+
 @dataclass(frozen=True)
 class RestoreOptions:
     """How frames are cut and composited.
 
     - ``tile``: tile size in pixels (``None`` = whole frame in one pass);
-    - ``overlap``: minimum overlap between neighbouring tiles (``None`` = twice the network's
-      receptive radius, capped at half the tile, which makes tiling exact for plain CNNs);
+    - ``overlap``: minimum overlap between neighbouring tiles. ``None`` = twice the network's
+      receptive radius (which makes tiled output equal whole-frame output) but at most
+      :data:`MAX_AUTO_OVERLAP` pixels: a network's effective reach is far shorter than its
+      theoretical radius, and the feathered blend hides what difference remains;
     - ``batch``: tiles per network call;
     - ``threshold``: for mask networks, the damage probability at or above which a pixel is
       replaced by the repair; below it the input pixel passes through unchanged (higher is more
       conservative). Ignored by networks without a mask.
     """
 
-    tile: int | None = 512
+    tile: int | None = 1024
     overlap: int | None = None
     batch: int = 4
     threshold: float = 0.5
@@ -61,7 +66,7 @@ class Restorer:
         o = self.options
         if o.overlap is not None:
             return int(o.overlap)
-        ov = 2 * self.radius
+        ov = min(2 * self.radius, MAX_AUTO_OVERLAP)
         if o.tile is not None:
             ov = min(ov, o.tile // 2)
         return ov
