@@ -317,15 +317,13 @@ class ResumableSampler(DistributedSampler):
 
 
 def _worker_init(_: int) -> None:
-    """DataLoader workers: default signal handling (not the trainer's deferred one), one cv2 thread."""
+    """DataLoader workers: default signal handling (not the trainer's deferred one).
+
+    OpenCV's thread pool is deliberately not touched here: ``cv2.setNumThreads`` in a forked
+    worker whose parent already started the pool waits forever for threads that were not forked.
+    """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 class DataPlan:
