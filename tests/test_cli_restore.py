@@ -19,7 +19,7 @@ from filmclean.cli import main
 from filmclean.modelfile import save_model
 from filmclean.nets import build_network
 
-from .media import decode_frames, make_clip, make_dpx, make_png, make_tiff, packets_of
+from media import decode_frames, make_clip, make_dpx, make_png, make_tiff, packets_of
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:

@@ -431,6 +431,25 @@ def test_resume_after_keyboard_interrupt_is_exact(pairs, tmp_path):
     _assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
+def test_workers_do_not_hang_after_opencv_ran_in_the_parent(pairs, tmp_path):
+    """DataLoader workers are forked; a worker that reconfigures OpenCV's thread pool after the
+    parent has used it hangs. Run in a subprocess so that a regression fails instead of hanging."""
+    cfg = _cfg(pairs, stages=(Stage(16, 2, 2, 1e-2),), num_workers=2)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    code = (
+        "import cv2, numpy as np, torch\n"
+        "from filmclean.train.config import load_config\n"
+        "from filmclean.train.loop import train\n"
+        "big = np.random.default_rng(0).random((1500, 1500, 3), dtype=np.float32)\n"
+        "for _ in range(3):\n"
+        "    cv2.GaussianBlur(big, (0, 0), 5)  # OpenCV's thread pool now runs in this process\n"
+        f"cfg = load_config({str(tmp_path / 'cfg.json')!r})\n"
+        f"print(train(cfg, {str(tmp_path / 'run')!r}, progress=False)['status'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("finished"), proc.stderr[-3000:]
+
+
 def test_resume_refuses_other_config_and_no_resume_restarts(pairs, tmp_path):
     cfg = _cfg(pairs, stages=(Stage(16, 1, 2, 1e-2),))
     train(cfg, tmp_path / "r", progress=False, loss=MSE(), max_steps=1)
