@@ -198,6 +198,10 @@ class TrainConfig:
       ``seed``) are held for validation, ``crops_per_image`` random crops of each photo make one
       epoch, a crop's side is ``crop_scale`` (min, max) times the photo's short side;
       ``synth_params``: fields of ``synth.DamageParams`` for ``dustify`` (None: its defaults);
+      ``clean_fraction``: share of training samples left undamaged (input = target, empty mask),
+      so a network learns to leave clean film alone;
+    - ``init_from``: a filmclean ``.safetensors`` model of the same architecture whose weights
+      start the run (fine-tuning, e.g. on one's own scans); None = fresh initialisation;
     - ``exclude_names``: image names (file stems) never used for training or validation
       (held-out test images);
     - ``polarity``: damage polarity for on-the-fly synthesis: ``dark``, ``light`` or ``random``;
@@ -227,6 +231,8 @@ class TrainConfig:
     crops_per_image: int = 1
     crop_scale: tuple[float, float] = (0.5, 1.0)
     synth_params: dict[str, Any] | None = None
+    clean_fraction: float = 0.0
+    init_from: str | None = None
     polarity: str = "dark"
     augment: bool = True
     stages: tuple[Stage, ...] = field(default_factory=paper_stages)
@@ -295,6 +301,13 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
+        if isinstance(self.clean_fraction, bool) or not isinstance(self.clean_fraction, (int, float)) or not (
+            0.0 <= self.clean_fraction < 1.0
+        ):
+            raise InputError(f"clean_fraction must be in [0, 1), got {self.clean_fraction!r}")
+        set_("clean_fraction", float(self.clean_fraction))
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise InputError(f"init_from must be a model file path, got {self.init_from!r}")
         for name in ("weight_decay", "grad_clip"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
@@ -399,7 +412,7 @@ def load_config(path: str | Path) -> TrainConfig:
     except Exception as exc:  # JSON / TOML syntax, encoding
         raise InputError(f"cannot parse training config ({type(exc).__name__}: {exc})", path) from None
     if isinstance(data, dict):
-        for key in ("pairs_dir", "clean_dir"):
+        for key in ("pairs_dir", "clean_dir", "init_from"):
             value = data.get(key)
             if isinstance(value, str) and not Path(value).expanduser().is_absolute():
                 data[key] = str((path.parent / value).resolve())

@@ -393,6 +393,7 @@ class OnTheFlyDataset(Dataset):
         crops_per_image: int = 1,
         crop_scale: tuple[float, float] = (0.5, 1.0),
         synth_params: dict[str, Any] | None = None,
+        clean_fraction: float = 0.0,
         augment_params: AugmentParams = PAPER_AUGMENT,
         cache_bytes: int = 1 << 30,
     ) -> None:
@@ -420,6 +421,7 @@ class OnTheFlyDataset(Dataset):
         self.crops_per_image = int(crops_per_image)
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.synth_params = synth_params
+        self.clean_fraction = float(clean_fraction)
         self.augment_params = augment_params
         self.cache_bytes = int(cache_bytes)
         self._cache: dict[str, np.ndarray] = {}
@@ -467,9 +469,11 @@ class OnTheFlyDataset(Dataset):
             side = max(1, min(short, int(round(short * rng.uniform(*self.crop_scale)))))
             crop = _crop_square(photo, side, rng)
         clean = np.clip(resize(crop, self.size, self.size), 0.0, 1.0).astype(np.float32)
-        damaged, mask = self._dustify(
-            clean, sample_rng(self.seed, epoch, index, STREAM_DAMAGE), params=self._damage_params, polarity=self.polarity
-        )
+        damage_rng = sample_rng(self.seed, epoch, index, STREAM_DAMAGE)
+        if self.clean_fraction > 0 and not self.validation and damage_rng.random() < self.clean_fraction:
+            damaged, mask = clean, np.zeros(clean.shape[:2], np.float32)  # an undamaged sample
+        else:
+            damaged, mask = self._dustify(clean, damage_rng, params=self._damage_params, polarity=self.polarity)
         inp = _to_chw(np.asarray(damaged, dtype=np.float32))
         target = _to_chw(clean)
         m = _to_chw(np.asarray(mask, dtype=np.float32))

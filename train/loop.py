@@ -358,6 +358,7 @@ class DataPlan:
                     crops_per_image=c.crops_per_image,
                     crop_scale=c.crop_scale,
                     synth_params=c.synth_params,
+                    clean_fraction=c.clean_fraction,
                 )
             if len(ds) == 0:
                 raise InputError(f"the training split is empty at size {size}", c.pairs_dir or c.clean_dir)
@@ -703,6 +704,16 @@ def _train(
         raise InputError(str(exc.args[0]) if exc.args else str(exc)) from None
     except TypeError as exc:
         raise InputError(f"cannot build network {config.arch!r}: {exc}") from None
+    if config.init_from is not None and saved is None:
+        from filmclean.modelfile import load_torch_network
+
+        src, spec = load_torch_network(config.init_from)
+        if spec.arch != config.arch:
+            raise InputError(f"init_from holds a {spec.arch!r} network, the run trains {config.arch!r}", config.init_from)
+        try:
+            net.load_state_dict(src.state_dict(), strict=True)
+        except RuntimeError as exc:
+            raise InputError(f"init_from weights do not fit the run's network: {exc}", config.init_from) from None
     net.to(device)
     loss_fn = (loss if loss is not None else _build_loss(config)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.stages[0].lr_max, weight_decay=config.weight_decay)

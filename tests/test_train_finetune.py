@@ -1,0 +1,61 @@
+"""Fine-tuning options of a training run: undamaged samples and starting from a model file."""
+
+import numpy as np
+import pytest
+import torch
+
+from filmclean.errors import InputError
+from filmclean.modelfile import load_torch_network, save_model
+from filmclean.nets import build_network
+from filmclean.train.config import Stage, TrainConfig
+from filmclean.train.data import OnTheFlyDataset
+from filmclean.train.loop import train
+
+
+@pytest.fixture()
+def clean_dir(tmp_path):
+    import cv2
+
+    d = tmp_path / "clean"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        img = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(d / f"img{i}.png"), cv2.resize(img, (80, 80), interpolation=cv2.INTER_CUBIC))
+    return d
+
+
+def test_clean_fraction_gives_untouched_samples(clean_dir):
+    ds = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10,
+                         clean_fraction=0.5)
+    clean = [bool(torch.equal(it["input"], it["target"]) and it["mask"].max() == 0) for it in (ds[i] for i in range(40))]
+    assert 8 <= sum(clean) <= 32  # about half, deterministic for the seed
+    again = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10,
+                            clean_fraction=0.5)
+    assert all(torch.equal(ds[i]["input"], again[i]["input"]) for i in range(40))
+    none = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10)
+    assert not any(torch.equal(none[i]["input"], none[i]["target"]) for i in range(40))
+
+
+def test_clean_fraction_validated():
+    with pytest.raises(InputError):
+        TrainConfig(clean_fraction=1.5)
+
+
+def test_init_from_starts_from_the_given_weights(clean_dir, tmp_path):
+    torch.manual_seed(3)
+    cfg = {"channels": 4, "layers": 2}
+    start = build_network("tinyconv", cfg)
+    src = save_model(start, "tinyconv", cfg, tmp_path / "start.safetensors")
+    config = TrainConfig(arch="tinyconv", arch_config=cfg, loss="mse", loss_kwargs={"imagenet_space": False},
+                         clean_dir=str(clean_dir), init_from=str(src), augment=False, valid_fraction=0.25,
+                         stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),))
+    train(config, tmp_path / "run", progress=False, max_steps=1)
+    from filmclean.train.loop import network_from_checkpoint
+
+    net, _, _ = network_from_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    for (k, a), b in zip(start.state_dict().items(), net.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k  # a near-zero learning rate keeps the start weights
+    wrong = save_model(build_network("identity", {}), "identity", {}, tmp_path / "wrong.safetensors")
+    with pytest.raises(InputError, match="identity"):
+        train(config.replace(init_from=str(wrong)), tmp_path / "run2", progress=False, max_steps=1)
