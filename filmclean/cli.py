@@ -27,8 +27,8 @@ def _model_options(f):
                      help="Tile size in pixels; memory is bounded by the tile, not the frame."),
         click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
         click.option("--overlap", type=click.IntRange(min=0), default=None,
-                     help="Tile overlap in pixels [default: twice the network's receptive radius, at most 128]; "
-                          "at least twice the radius makes tiled output equal whole-frame output."),
+                     help="Tile overlap in pixels [default: twice the network's receptive radius, at most half the "
+                          "tile]; at least twice the radius makes tiled output equal whole-frame output."),
         click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per network call."),
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Mask models: damage probability from which a pixel is repaired; "

@@ -9,18 +9,13 @@ import numpy as np
 from .tiling import TileAccumulator, extract_tiles, make_grid, pad_frame
 
 
-MAX_AUTO_OVERLAP = 128
-
-
 @dataclass(frozen=True)
 class RestoreOptions:
     """How frames are cut and composited.
 
     - ``tile``: tile size in pixels (``None`` = whole frame in one pass);
     - ``overlap``: minimum overlap between neighbouring tiles. ``None`` = twice the network's
-      receptive radius (which makes tiled output equal whole-frame output) but at most
-      :data:`MAX_AUTO_OVERLAP` pixels: a network's effective reach is far shorter than its
-      theoretical radius, and the feathered blend hides what difference remains;
+      receptive radius (at most half the tile), which makes tiled output equal whole-frame output;
     - ``batch``: tiles per network call;
     - ``threshold``: for mask networks, the damage probability at or above which a pixel is
       replaced by the repair; below it the input pixel passes through unchanged (higher is more
@@ -66,7 +61,7 @@ class Restorer:
         o = self.options
         if o.overlap is not None:
             return int(o.overlap)
-        ov = min(2 * self.radius, MAX_AUTO_OVERLAP)
+        ov = 2 * self.radius
         if o.tile is not None:
             ov = min(ov, o.tile // 2)
         return ov
