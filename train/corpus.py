@@ -41,6 +41,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io import write_bytes_atomically
+
 __all__ = [
     "CorpusImage",
     "HELD_OUT",
@@ -141,14 +143,6 @@ _GROUPS = {
 _CSV_FIELDS = ("name", "file", "group", "heldout", "source", "origin", "licence", "author",
                "width", "height", "sha256")
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 
 def _group(name: str) -> str:
@@ -261,18 +255,6 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> l
     return sorted(out, key=lambda im: im.name)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; use the usual mode instead
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
                    debian: bool = True) -> list[dict[str, str]]:
     """Copy the corpus into ``out_dir`` and write ``sources.csv`` and ``test_list.txt``.
@@ -303,7 +285,7 @@ def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
             continue
         ext = ".jpg" if im.path.suffix.lower() in (".jpg", ".jpeg") else ".png"
         fname = im.name + ext
-        _atomic_write_bytes(out / fname, data)
+        write_bytes_atomically(out / fname, data)
         rows.append({
             "name": im.name, "file": fname, "group": im.group,
             "heldout": "1" if im.name in HELD_OUT else "0", "source": im.source,
@@ -315,11 +297,11 @@ def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
     writer = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write_bytes(out / "sources.csv", buf.getvalue().encode("utf-8"))
+    write_bytes_atomically(out / "sources.csv", buf.getvalue().encode("utf-8"))
     held = [r["name"] for r in rows if r["heldout"] == "1"]
     text = ("# Held-out test images: never use them for training (filmclean.train.corpus).\n"
             + "".join(f"{n}\n" for n in held))
-    _atomic_write_bytes(out / "test_list.txt", text.encode("utf-8"))
+    write_bytes_atomically(out / "test_list.txt", text.encode("utf-8"))
     return rows
 
 

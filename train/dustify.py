@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..io import write_bytes_atomically
 from .synth import DamageParams, apply_damage, render_damage
 
 __all__ = [
@@ -47,17 +47,15 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "filmclean-dustified-pairs"
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary name, then rename), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, data)
+
+
 MANIFEST_VERSION = 1
 SPLITS = ("train", "valid", "test")
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 
 def list_images(clean_dir: str | Path) -> dict[str, Path]:
@@ -191,19 +189,6 @@ def dustify_pair(clean8: np.ndarray, seed: np.random.SeedSequence | int,
     return damaged8, mask8, info
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; use the usual mode instead
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
@@ -213,7 +198,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise OutputError("could not encode PNG", path)
     try:
-        _atomic_write(path, buf.tobytes())
+        _write_file(path, buf.tobytes())
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path) from exc
 
@@ -341,7 +326,7 @@ def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int]
                       f"{clean_dir}", stacklevel=2)
     text = json.dumps(manifest, indent=1, allow_nan=False)
     try:
-        _atomic_write(manifest_path, (text + "\n").encode("utf-8"))
+        _write_file(manifest_path, (text + "\n").encode("utf-8"))
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", manifest_path) from exc
     return manifest
