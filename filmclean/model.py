@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .backends import OnnxBackend, TorchBackend
+from .backends import OnnxBackend, TorchBackend, cuda_available
 from .errors import ModelError
 from .modelfile import ModelSpec, load_torch_network, read_spec, sha256_file, verify_checksums
 
@@ -60,7 +60,8 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
 
     - ``"torch"``: needs a ``.safetensors`` model;
     - ``"onnx"``: an ``.onnx`` model, or a ``.safetensors`` one exported on first use into a cache;
-    - ``"auto"``: ONNX Runtime when an ONNX file is at hand (it is faster on CPU), else torch.
+    - ``"auto"``: ONNX Runtime when an ONNX file is at hand or when running on the CPU (it is
+      faster there; a ``.safetensors`` model is exported once into a cache), else torch.
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ModelError(f"unknown backend {backend!r} (auto, torch or onnx)")
@@ -88,7 +89,10 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
                     onnx_path = None
 
     if backend == "auto":
-        backend = "onnx" if onnx_path is not None else "torch"
+        # ONNX Runtime is the faster engine on CPU: use it there, exporting a .safetensors model to
+        # a cache on first use; PyTorch (fp16) when a CUDA GPU is used and no ONNX file is at hand.
+        use_cuda = device == "cuda" or (device == "auto" and cuda_available())
+        backend = "onnx" if onnx_path is not None or not use_cuda else "torch"
     if backend == "torch":
         if st_path is None:
             raise ModelError("the torch backend needs the .safetensors model; this one is ONNX only (use --backend onnx)",
