@@ -1,0 +1,47 @@
+"""The shipped default model: found without --model, checksums enforced, leaves flat film alone."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from filmclean.engine import RestoreOptions, Restorer
+from filmclean.errors import ModelError
+from filmclean.model import default_model_paths, load_model, models_dir
+
+pytestmark = pytest.mark.skipif(default_model_paths() == (None, None), reason="no default model installed")
+
+
+def test_loads_and_restores_a_frame():
+    be = load_model(None)
+    assert be.info["has_mask"] and be.describe().startswith("onnx")
+    rng = np.random.default_rng(0)
+    frame = np.clip(0.5 + 0.02 * rng.standard_normal((48, 64, 3)), 0, 1).astype(np.float32)  # grainy grey
+    damaged = frame.copy()
+    damaged[20:24, 30:34] = 0.02  # a dark speck
+    out = Restorer(be, RestoreOptions(tile=None)).restore(damaged)
+    assert out.image.shape == frame.shape and out.mask.shape == (48, 64)
+    assert out.mask[21, 31] > 0.5  # found
+    assert np.abs(out.image[20:24, 30:34] - 0.5).mean() < 0.15  # repaired towards the surroundings
+    far = out.mask < 0.5
+    np.testing.assert_array_equal(out.image[far], damaged[far])  # untouched elsewhere, bit for bit
+
+
+def test_torch_backend_agrees_with_onnx():
+    rng = np.random.default_rng(1)
+    frame = rng.random((40, 56, 3), dtype=np.float32)
+    a = Restorer(load_model(None, backend="onnx"), RestoreOptions(tile=None)).restore(frame)
+    b = Restorer(load_model(None, backend="torch"), RestoreOptions(tile=None)).restore(frame)
+    assert np.abs(a.mask - b.mask).max() < 1e-3
+
+
+def test_corrupt_model_is_refused(tmp_path, monkeypatch):
+    src = models_dir()
+    for name in ("default.safetensors", "default.onnx", "SHA256SUMS"):
+        shutil.copy(src / name, tmp_path / name)
+    data = bytearray((tmp_path / "default.onnx").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "default.onnx").write_bytes(bytes(data))
+    monkeypatch.setenv("FILMCLEAN_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="checksum"):
+        load_model(None)
