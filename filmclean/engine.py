@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tiling import TileAccumulator, extract_tiles, make_grid, pad_frame
+from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Restorer:
         self.has_mask = bool(info.get("has_mask", False))
         # reflection margin around the frame: enough context for the network at the frame border
         self.margin = min(self.radius, 16)
+        self._grids: dict[tuple[int, int], TileGrid] = {}  # a reel's frames share one tile plan
 
     @property
     def overlap(self) -> int:
@@ -71,7 +72,10 @@ class Restorer:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
         o = self.options
-        grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
+        grid = self._grids.get((h, w))
+        if grid is None:
+            grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
+            self._grids[(h, w)] = grid
         chw = np.ascontiguousarray(np.transpose(rgb, (2, 0, 1)), dtype=np.float32)
         padded = pad_frame(chw, grid)
         img_acc = TileAccumulator(grid, 3)

@@ -15,6 +15,7 @@ Arrays here are ``(C, H, W)`` float32 numpy (channel-first, like the network inp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class TileGrid:
         t, b, l, r = self.pad
         return self.height + t + b, self.width + l + r
 
-    @property
+    @cached_property
     def positions(self) -> list[tuple[int, int, int, int]]:
         """``(y, x, iy, ix)`` for every tile, row-major."""
         return [(y, x, iy, ix) for iy, y in enumerate(self.ys) for ix, x in enumerate(self.xs)]
