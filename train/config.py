@@ -40,6 +40,17 @@ FINETUNE_MODES = ("last", "each", "none")
 RUNTIME_FIELDS = frozenset({"num_workers", "device", "checkpoint_every", "log_every"})
 
 
+def _check_fields(cls: type, data: Any, what: str, list_known: bool = False) -> None:
+    """Raise :class:`InputError` unless ``data`` is a mapping whose keys are fields of ``cls``."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"{what} must be a table/object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        hint = f" (known: {', '.join(sorted(known))})" if list_known else ""
+        raise InputError(f"unknown {what.split(' ', 1)[1]} field(s): {', '.join(unknown)}{hint}")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One one-cycle training phase.
@@ -85,12 +96,7 @@ class Stage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Stage":
-        if not isinstance(data, Mapping):
-            raise InputError(f"a stage must be a table/object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(f"unknown stage field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        _check_fields(cls, data, "a stage", list_known=True)
         try:
             return cls(**dict(data))
         except TypeError as exc:
@@ -334,12 +340,7 @@ class TrainConfig:
 
         Raises :class:`~filmclean.errors.InputError` for unknown keys or invalid values.
         """
-        if not isinstance(data, Mapping):
-            raise InputError(f"a training config must be a table/object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(f"unknown training config field(s): {', '.join(unknown)}")
+        _check_fields(cls, data, "a training config")
         return cls(**dict(data))
 
     def to_json(self) -> str:
