@@ -8,7 +8,9 @@ Each configuration runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is
 
 Rows: model-only time on a 1080p / 4K frame, tiled and untiled, per backend; and an end-to-end
 ``restore`` of a short generated 1080p clip (decode + restore + FFV1 encode) against the model-only
-time of the same frames.
+time of the same frames. A temporal model (``--model models/temporal.safetensors``) is timed on a
+moving sequence, optical flow, alignment and the 11-channel network included; compare its rows with
+the single-frame model's to see the cost of temporal restoration.
 """
 
 from __future__ import annotations
@@ -57,6 +59,20 @@ def child_model(args) -> dict:
     h, w = SIZES[args.size]
     r = Restorer(be, RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch))
     rng = np.random.default_rng(0)
+    if r.temporal:
+        # a temporal model: a moving sequence, so that every frame costs its own optical flow
+        from filmclean.sequence import TemporalRestorer, Window
+
+        base = rng.random((h // 8, w // 8 + 8 * (args.repeat + 3), 3), dtype=np.float32).repeat(8, 0).repeat(8, 1)
+        seq = [np.ascontiguousarray(base[:, 3 * i:3 * i + w]) for i in range(args.repeat + 3)]
+        tr = TemporalRestorer(r, temporal=True)
+        tr.restore(Window(seq[0], 0, None, seq[1]))  # warm-up
+        t = time.perf_counter()
+        for i in range(1, args.repeat + 1):
+            tr.restore(Window(seq[i], i, seq[i - 1], seq[i + 1]))
+        sec = (time.perf_counter() - t) / args.repeat
+        return {"backend": be.describe() + " temporal", "s_per_frame": sec, "overlap": r.overlap,
+                "flow_s_per_frame": tr.flow_seconds / (args.repeat + 1)}
     frame = rng.random((h, w, 3), dtype=np.float32)
     r.restore(frame)  # warm-up (session init, allocator)
     t = time.perf_counter()
@@ -92,8 +108,9 @@ def child_e2e(args) -> dict:
     r = Restorer(be, RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch))
     r.restore(np.zeros((64, 64, 3), np.float32))
     stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(), quiet=True)
-    return {"backend": be.describe(), "s_per_frame": stats.seconds / stats.frames,
-            "model_s_per_frame": stats.model_seconds / stats.frames, "overlap": r.overlap}
+    return {"backend": be.describe() + (" temporal" if stats.temporal else ""), "s_per_frame": stats.seconds / stats.frames,
+            "model_s_per_frame": stats.model_seconds / stats.frames, "overlap": r.overlap,
+            "flow_s_per_frame": stats.flow_seconds / stats.frames}
 
 
 def run_child(argv: list[str]) -> dict:
@@ -155,7 +172,9 @@ def main() -> None:
         if not args.no_e2e:
             res = run_child(base + ["--backend", be, "--mode", "e2e", "--tile", str(args.tile)])
             print(f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}")
-            print(f"{'  of which model':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
+            print(f"{'  of which model (+ alignment)':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
+            if res.get("flow_s_per_frame"):
+                print(f"{'  of which optical flow':<34}{'':<28}{res['flow_s_per_frame']:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ def _model_options(f):
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Mask models: damage probability from which a pixel is repaired; "
                           "higher leaves more of the picture untouched."),
+        click.option("--temporal/--no-temporal", default=True, show_default=True,
+                     help="Reels and image sequences: repair each frame with the help of its motion-aligned "
+                          "neighbours (needs a temporal model; the shipped one is used by default). "
+                          "--no-temporal restores every frame on its own."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
@@ -41,16 +45,17 @@ def _model_options(f):
     return f
 
 
-def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet):
+def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, temporal, threads, quiet):
     from .engine import RestoreOptions, Restorer
     from .model import load_model
 
-    be = load_model(model_path, backend=backend, device=device, threads=threads)
+    be = load_model(model_path, backend=backend, device=device, threads=threads, temporal=temporal)
     restorer = Restorer(be, RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch,
                                            threshold=threshold))
     if not quiet:
-        click.echo(f"model: {model_path or 'default'} | backend: {be.describe()} | "
-                                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}", err=True)
+        mode = ("temporal" if temporal else "single-frame (--no-temporal)") if restorer.temporal else "single-frame model"
+        click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {be.describe()} | "
+                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}", err=True)
     return restorer
 
 
@@ -68,7 +73,7 @@ def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, t
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
 @_model_options
 def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force, model_path, backend, device, tile,
-            no_tile, overlap, batch, threshold, threads, quiet):
+            no_tile, overlap, batch, threshold, temporal, threads, quiet):
     """Restore a reel (any video PyAV reads) into OUTPUT, keeping audio, timing and bit depth."""
     from pathlib import Path
 
@@ -76,9 +81,10 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("--end must be after --start")
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet)
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, temporal, threads,
+                              quiet)
     opts = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, end=end, force=force,
-                        mask_out=Path(mask_out) if mask_out else None)
+                        mask_out=Path(mask_out) if mask_out else None, temporal=temporal)
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
@@ -93,12 +99,13 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @_model_options
 def frames(input_spec, output, mask_out, force, model_path, backend, device, tile, no_tile, overlap, batch, threshold,
-           threads, quiet):
+           temporal, threads, quiet):
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
     from .pipeline import restore_frames
 
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, threads, quiet)
-    stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet)
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, temporal, threads,
+                              quiet)
+    stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet, temporal=temporal)
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
 
@@ -106,7 +113,7 @@ def frames(input_spec, output, mask_out, force, model_path, backend, device, til
 def _register_lifecycle_commands() -> None:
     """Model life-cycle commands live with the training code (only click is imported by these modules)."""
     from .train.cli_data import dustify_command
-    from .cli_eval import analyze_layers_command, evaluate_command
+    from .cli_eval import analyze_layers_command, evaluate_clip_command, evaluate_command
     from .train.cli_train import export_onnx_command, train_command
 
     cli.add_command(dustify_command)
@@ -114,6 +121,7 @@ def _register_lifecycle_commands() -> None:
     cli.add_command(export_onnx_command)
     cli.add_command(evaluate_command)
     cli.add_command(analyze_layers_command)
+    cli.add_command(evaluate_clip_command)
 
 
 _register_lifecycle_commands()

@@ -1,14 +1,16 @@
-"""Evaluation commands for the ``filmclean`` CLI: ``evaluate`` and ``analyze-layers``.
+"""Evaluation commands for the ``filmclean`` CLI: ``evaluate``, ``evaluate-clip`` and
+``analyze-layers``.
 
-Only click is imported here; the work is done by :mod:`filmclean.evaluate`, imported when a
-command runs. Wired into the command group with ``cli.add_command`` by :mod:`filmclean.cli`.
+Only click is imported here; the work is done by :mod:`filmclean.evaluate` and
+:mod:`filmclean.evaluate_clip`, imported when a command runs. Wired into the command group with
+``cli.add_command`` by :mod:`filmclean.cli`.
 """
 
 from __future__ import annotations
 
 import click
 
-__all__ = ["analyze_layers_command", "evaluate_command"]
+__all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -123,3 +125,62 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
     paths = write_layer_report(analysis, out_dir)
     _console().print(layers_table(analysis))
     click.echo(f"wrote {paths['json']} and {len(paths) - 1} plots in {out_dir}", err=True)
+
+
+@click.command(name="evaluate-clip")
+@click.argument("clip", type=click.Path(path_type=str))
+@click.option("--method", "methods", multiple=True, metavar="METHOD",
+              help="Repeatable. identity, tmedian[:radius=R] (FFmpeg's temporal median), single[:MODEL] (a model "
+                   "restoring every frame alone; plain 'single' = the shipped default model), temporal[:MODEL] (a "
+                   "temporal model with motion-aligned neighbours; plain 'temporal' = the shipped temporal model). "
+                   "[default: identity, tmedian, single (if a model is installed), temporal (if a temporal model is "
+                   "installed)]")
+@click.option("--first", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First frame to evaluate (0 = the clip's first frame).")
+@click.option("--last", type=click.IntRange(min=0), default=None,
+              help="Last frame to evaluate, inclusive [default: the clip's last frame]. Frames are held in memory.")
+@click.option("--max-side", type=click.IntRange(min=16), default=None,
+              help="Downscale (INTER_AREA) so that the longer side is at most this many pixels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic damage.")
+@click.option("--polarity", type=click.Choice(["dark", "light", "random"]), default="random", show_default=True,
+              help="Damage polarity: dark (prints/slides), light (negatives) or drawn from the seed.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Report folder: report.json, per_frame.csv, ssim_per_frame.png and strip.png (replaced if present).")
+@click.option("--tile", type=click.IntRange(min=16), default=1024, show_default=True, help="Tile size for models.")
+@click.option("--no-tile", is_flag=True, help="Run models on whole frames in one pass.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Mask models: damage probability from which a pixel is repaired.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference.")
+@click.option("--no-figures", is_flag=True, help="Write report.json and per_frame.csv only.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def evaluate_clip_command(clip: str, methods: tuple[str, ...], first: int, last: int | None, max_side: int | None,
+                          seed: int, polarity: str, out_dir: str, tile: int, no_tile: bool, threshold: float,
+                          backend: str, device: str, threads: int | None, no_figures: bool, quiet: bool) -> None:
+    """Score methods on frames of a CLIP damaged with synthetic dust and persistent scratches: SSIM of their
+    outputs on the damaged AND on the clean frames, frames made worse, flicker against the clean clip's own,
+    and time per frame."""
+    from .evaluate_clip import clip_table, evaluate_clip
+    from .model import TEMPORAL_STEM, default_model_paths
+
+    if last is not None and last < first:
+        raise click.BadParameter(f"--last ({last}) must not be before --first ({first})", param_hint="--last")
+    specs = list(methods)
+    if not specs:
+        specs = ["identity", "tmedian"]
+        if any(default_model_paths()):
+            specs.append("single")
+        if any(default_model_paths(TEMPORAL_STEM)):
+            specs.append("temporal")
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    result = evaluate_clip(clip, specs, first=first, last=last, max_side=max_side, seed=seed, polarity=polarity,
+                           out_dir=out_dir, tile=None if no_tile else tile, threshold=threshold, backend=backend,
+                           device=device, threads=threads, figures=not no_figures, progress=progress)
+    _console().print(clip_table(result))
+    if not quiet:
+        click.echo(f"wrote report.json, per_frame.csv and {len(result.figures)} figures in {out_dir}", err=True)

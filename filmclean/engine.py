@@ -53,6 +53,7 @@ class Restorer:
         self.multiple = int(info.get("size_multiple", 1))
         self.radius = int(info.get("receptive_radius", 0))
         self.has_mask = bool(info.get("has_mask", False))
+        self.in_channels = int(info.get("in_channels", 3))
         # reflection margin around the frame: enough context for the network at the frame border
         self.margin = min(self.radius, 16)
         self._grids: dict[tuple[int, int], TileGrid] = {}  # a reel's frames share one tile plan
@@ -67,16 +68,39 @@ class Restorer:
             ov = min(ov, o.tile // 2)
         return ov
 
-    def restore(self, rgb: np.ndarray) -> RestoredFrame:
+    @property
+    def temporal(self) -> bool:
+        """Whether the network takes the 11-channel stack of :func:`filmclean.temporal.build_stack`."""
+        return self.in_channels != 3
+
+    def restore(self, rgb: np.ndarray, stack: np.ndarray | None = None) -> RestoredFrame:
+        """Restore one frame ``rgb`` ``(H, W, 3)``.
+
+        Temporal networks also need ``stack``, the ``(11, H, W)`` input of
+        :func:`filmclean.temporal.build_stack` whose first three channels are ``rgb``; tiles are cut
+        from it, so each tile carries its neighbours' tiles. Other networks take no ``stack``.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
+        if self.temporal:
+            if stack is None:
+                from .temporal import build_stack
+
+                stack = build_stack(rgb, None, None)
+            if stack.shape != (self.in_channels, h, w):
+                raise ValueError(f"expected a ({self.in_channels}, {h}, {w}) stack, got shape {stack.shape}")
+        elif stack is not None:
+            raise ValueError("this network takes single frames; no stack")
         o = self.options
         grid = self._grids.get((h, w))
         if grid is None:
             grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
             self._grids[(h, w)] = grid
-        chw = np.ascontiguousarray(np.transpose(rgb, (2, 0, 1)), dtype=np.float32)
+        if stack is None:
+            chw = np.ascontiguousarray(np.transpose(rgb, (2, 0, 1)), dtype=np.float32)
+        else:
+            chw = np.ascontiguousarray(stack, dtype=np.float32)
         padded = pad_frame(chw, grid)
         img_acc = TileAccumulator(grid, 3)
         mask_acc = TileAccumulator(grid, 1) if self.has_mask else None

@@ -11,6 +11,7 @@ from .errors import ModelError
 from .modelfile import ModelSpec, load_torch_network, read_spec, sha256_file, verify_checksums
 
 DEFAULT_STEM = "default"
+TEMPORAL_STEM = "temporal"
 
 
 def models_dir() -> Path | None:
@@ -32,12 +33,13 @@ def models_dir() -> Path | None:
     return None
 
 
-def default_model_paths() -> tuple[Path | None, Path | None]:
-    """``(safetensors, onnx)`` of the installed default model; either may be ``None``."""
+def default_model_paths(stem: str = DEFAULT_STEM) -> tuple[Path | None, Path | None]:
+    """``(safetensors, onnx)`` of an installed model (``stem``: ``"default"``, the single-frame
+    default model, or ``"temporal"``, its temporal version); either may be ``None``."""
     d = models_dir()
     if d is None:
         return None, None
-    st, ox = d / f"{DEFAULT_STEM}.safetensors", d / f"{DEFAULT_STEM}.onnx"
+    st, ox = d / f"{stem}.safetensors", d / f"{stem}.onnx"
     return (st if st.is_file() else None), (ox if ox.is_file() else None)
 
 
@@ -52,11 +54,12 @@ def _onnx_cache_for(st_path: Path) -> Path:
 
 
 def load_model(path: str | Path | None = None, backend: str = "auto", device: str = "auto",
-               threads: int | None = None, fp16: bool | None = None):
+               threads: int | None = None, fp16: bool | None = None, temporal: bool = False):
     """Load a model into a backend (see :mod:`filmclean.backends`).
 
     ``path=None`` loads the shipped default model (its SHA-256 sums are checked) and raises
-    :class:`ModelError` saying so plainly when none is installed. ``backend``:
+    :class:`ModelError` saying so plainly when none is installed; with ``temporal`` the shipped
+    temporal model is preferred when it is installed (for reels and image sequences). ``backend``:
 
     - ``"torch"``: needs a ``.safetensors`` model;
     - ``"onnx"``: an ``.onnx`` model, or a ``.safetensors`` one exported on first use into a cache;
@@ -70,7 +73,9 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
     st_path: Path | None
     onnx_path: Path | None
     if path is None:
-        st_path, onnx_path = default_model_paths()
+        st_path, onnx_path = default_model_paths(TEMPORAL_STEM) if temporal else (None, None)
+        if st_path is None and onnx_path is None:
+            st_path, onnx_path = default_model_paths()
         if st_path is None and onnx_path is None:
             raise ModelError(NO_MODEL)
         names = [p.name for p in (st_path, onnx_path) if p is not None]
@@ -118,7 +123,9 @@ def _onnx_info(spec: ModelSpec) -> dict:
     if missing:
         raise ModelError(f"ONNX model lacks filmclean metadata ({', '.join(missing)}); export it with 'filmclean export-onnx'",
                          spec.path)
-    return {k: info[k] for k in ("size_multiple", "receptive_radius", "has_mask")}
+    out = {k: info[k] for k in ("size_multiple", "receptive_radius", "has_mask")}
+    out["in_channels"] = int(info.get("in_channels", 3))
+    return out
 
 
 def file_digest(path: str | Path) -> str:

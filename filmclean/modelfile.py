@@ -85,7 +85,7 @@ def read_spec(path: str | Path) -> ModelSpec:
         info = json.loads(meta.get(META_INFO, "{}"))
     except json.JSONDecodeError as exc:
         raise ModelError(f"model metadata is not valid JSON ({exc})", path) from None
-    for key in ("size_multiple", "receptive_radius", "has_mask"):
+    for key in ("size_multiple", "receptive_radius", "has_mask", "in_channels"):
         if f"filmclean.{key}" in meta:
             info.setdefault(key, json.loads(meta[f"filmclean.{key}"]))
     return ModelSpec(path=path, format=fmt, arch=meta[META_ARCH], config=config, info=info)

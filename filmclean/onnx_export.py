@@ -56,8 +56,8 @@ def _load_source(model_path: Path):
     return net, meta
 
 
-def _test_shape(multiple: int, batch: int, rows: int, cols: int) -> tuple[int, int, int, int]:
-    return (batch, 3, multiple * rows, multiple * cols)
+def _test_shape(multiple: int, batch: int, rows: int, cols: int, channels: int = 3) -> tuple[int, int, int, int]:
+    return (batch, channels, multiple * rows, multiple * cols)
 
 
 def _cells(multiple: int, target: int) -> int:
@@ -112,7 +112,7 @@ def export_onnx(
             return tuple(o.float() for o in outs) if self.half_ else (outs if len(outs) > 1 else outs[0])
 
     wrapper = _Export(net, fp16).eval()
-    trace_x = torch.rand(_test_shape(m, 1, _cells(m, 32), _cells(m, 48)), generator=torch.Generator().manual_seed(0))
+    trace_x = torch.rand(_test_shape(m, 1, _cells(m, 32), _cells(m, 48), info["in_channels"]), generator=torch.Generator().manual_seed(0))
     dynamic = {"input": {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "height", 3: "width"} for name in outputs})
     buf = io.BytesIO()
@@ -139,6 +139,7 @@ def export_onnx(
             "filmclean.size_multiple": json.dumps(info["size_multiple"]),
             "filmclean.receptive_radius": json.dumps(info["receptive_radius"]),
             "filmclean.has_mask": json.dumps(info["has_mask"]),
+            "filmclean.in_channels": json.dumps(info["in_channels"]),
             "filmclean.fp16": json.dumps(bool(fp16)),
         }
     )
@@ -167,7 +168,7 @@ def export_onnx(
     if check:
         import onnxruntime as ort
 
-        shape = _test_shape(m, 2, _cells(m, 40), _cells(m, 72))  # not the traced shape, not square
+        shape = _test_shape(m, 2, _cells(m, 40), _cells(m, 72), info["in_channels"])  # not the traced shape, not square
         x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             ref = net(x)

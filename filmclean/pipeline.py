@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ import numpy as np
 
 from .engine import Restorer
 from .errors import FilmcleanError, InputError, OutputError
+from .sequence import TemporalRestorer, Window, windows
 
 _DONE = object()
 
@@ -175,6 +177,7 @@ class VideoOptions:
     end: float | None = None
     force: bool = False
     mask_out: Path | None = None
+    temporal: bool = True
 
 
 @dataclass
@@ -184,6 +187,9 @@ class RunStats:
     seconds: float = 0.0
     model_seconds: float = 0.0
     backend: str = ""
+    temporal: bool = False
+    flow_seconds: float = 0.0
+    cuts: int = 0
 
     @property
     def fps(self) -> float:
@@ -191,6 +197,8 @@ class RunStats:
 
     def summary(self) -> str:
         s = f"{self.frames} frame(s) in {self.seconds:.1f} s ({self.fps:.2f} fps; model {self.model_seconds:.1f} s) with {self.backend}"
+        if self.temporal:
+            s += f"; temporal (alignment {self.flow_seconds:.1f} s, {self.cuts} scene cut(s))"
         if self.skipped:
             s += f"; {self.skipped} already done, skipped"
         return s
@@ -217,10 +225,11 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
         if same_file(options.mask_out, out) or Path(options.mask_out).absolute() == out.absolute():
             raise OutputError("--mask-out must differ from the restored output", options.mask_out)
     info = probe_video(inp)
-    stats = RunStats(backend=restorer.backend.describe())
+    tr = TemporalRestorer(restorer, temporal=options.temporal)
+    stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
     t0 = time.perf_counter()
 
-    with VideoReader(inp, start=options.start, end=options.end) as reader:
+    with VideoReader(inp, start=options.start, end=options.end, context=1 if tr.use_neighbours else 0) as reader:
         total = _expected_frames(info, options)
         with VideoWriter(out, info, reader.container, codec=options.codec, crf=options.crf, pix_fmt=options.pix_fmt,
                          force=options.force) as writer:
@@ -230,11 +239,12 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                 with Progress(f"restoring {inp.name}", total, quiet) as progress:
 
                     def process(item: Any) -> Any:
-                        if isinstance(item, VideoFrameItem):
+                        if isinstance(item, (VideoFrameItem, Window)):
+                            win = item if isinstance(item, Window) else Window(item, item.index)
                             t = time.perf_counter()
-                            res = restorer.restore(item.rgb)
+                            res = tr.restore(win, rgb=_rgb_of)
                             stats.model_seconds += time.perf_counter() - t
-                            return replace(item, rgb=res.image), res.mask, item
+                            return replace(win.current, rgb=res.image), res.mask, win.current
                         return item, None, None
 
                     def sink(triple: Any) -> None:
@@ -248,7 +258,10 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                         stats.frames += 1
                         progress.advance()
 
-                    run_stages(reader, process, sink)
+                    source = (windows(reader, is_frame=_is_frame, is_output=_is_output) if tr.use_neighbours
+                              else reader)
+                    run_stages(source, process, sink)
+                stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
                 if stats.frames == 0:
                     raise InputError("no video frames decoded in the requested range", inp)
                 if mask_writer is not None:
@@ -259,6 +272,20 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                 raise
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _rgb_of(item: Any) -> np.ndarray:
+    return item.rgb
+
+
+def _is_frame(item: Any) -> bool:
+    from .io.video import VideoFrameItem
+
+    return isinstance(item, VideoFrameItem)
+
+
+def _is_output(item: Any) -> bool:
+    return not getattr(item, "context", False)
 
 
 def _expected_frames(info: Any, options: VideoOptions) -> int | None:
@@ -281,12 +308,32 @@ def output_name_for(src: Path, out_dir: Path) -> Path:
     return out_dir / src.name
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def looks_like_sequence(files: list[Path]) -> bool:
+    """Whether ``files`` (sorted) are frames of one sequence: at least two, one extension, and names
+    that differ only in a frame number (``reel_000123.dpx``). Unrelated stills are not."""
+    if len(files) < 2 or len({f.suffix.lower() for f in files}) != 1:
+        return False
+    keys = set()
+    for f in files:
+        m = _NUMBERED.match(f.stem)
+        if m is None:
+            return False
+        keys.add((f.parent, m.group(1), m.group(3)))
+    return len(keys) == 1
+
+
 def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, force: bool = False,
-                   mask_dir: str | Path | None = None, quiet: bool = False) -> RunStats:
+                   mask_dir: str | Path | None = None, quiet: bool = False, temporal: bool = True) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
 
     Finished outputs already in ``out_dir`` are skipped (so an interrupted run resumes) unless
     ``force``. Each output is written under a temporary name and renamed when complete.
+    With a temporal network and ``temporal``, the frames of a sequence (:func:`looks_like_sequence`)
+    are restored with their neighbours (a skipped frame is still read when a neighbour needs it);
+    unrelated stills are always restored one by one.
     """
     from .io.images import ImageData, list_images, read_image, write_image
 
@@ -313,18 +360,30 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
             stats.skipped += 1
             continue
         todo.append(f)
+    tr = TemporalRestorer(restorer, temporal=temporal and looks_like_sequence(files))
+    stats.temporal = tr.use_neighbours
     t0 = time.perf_counter()
+    position = {f: i for i, f in enumerate(files)}
 
     def source() -> Iterator[Any]:
+        cache: dict[int, Any] = {}
         for f in todo:
-            yield f, read_image(f)
+            i = position[f]
+            if not tr.use_neighbours:
+                yield Window((f, read_image(f)), i)
+                continue
+            for j in (i - 1, i, i + 1):
+                if 0 <= j < len(files) and j not in cache:
+                    cache[j] = (files[j], read_image(files[j]))
+            yield Window(cache[i], i, cache.get(i - 1), cache.get(i + 1))
+            cache = {j: v for j, v in cache.items() if j >= i}
 
     with Progress(f"restoring {len(todo)} image(s)", len(todo), quiet) as progress:
 
-        def process(pair: Any) -> Any:
-            f, data = pair
+        def process(win: Any) -> Any:
+            f, data = win.current
             t = time.perf_counter()
-            res = restorer.restore(data.rgb)
+            res = tr.restore(win, rgb=_rgb_of_pair)
             stats.model_seconds += time.perf_counter() - t
             return f, data, res
 
@@ -339,5 +398,10 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
             progress.advance()
 
         run_stages(source(), process, sink)
+    stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _rgb_of_pair(pair: Any) -> np.ndarray:
+    return pair[1].rgb

@@ -35,7 +35,8 @@ def net() -> PaperUNet:
 
 def test_contract_attributes_and_registry(net):
     info = network_info(net)
-    assert info == {"size_multiple": 1, "receptive_radius": PaperUNet.receptive_radius, "has_mask": False}
+    assert info == {"size_multiple": 1, "receptive_radius": PaperUNet.receptive_radius, "has_mask": False,
+                    "in_channels": 3}
     assert info["receptive_radius"] >= 64
     config = {"pretrained": None, "self_attention": True, "blur": True, "norm": "weight"}
     assert json.loads(json.dumps(config)) == config

@@ -184,6 +184,26 @@ def _tuple_of_str(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _clip_list(value: Any) -> tuple[dict[str, Any], ...]:
+    """Validated ``clips``: a tuple of ``{"path": str, "first": int, "last": int}``."""
+    if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)):
+        raise InputError(f"clips must be a list of {{path, first, last}} objects, got {value!r}")
+    out = []
+    for item in value:
+        if not isinstance(item, Mapping) or set(item) != {"path", "first", "last"}:
+            raise InputError(f"a clip must be an object with exactly path, first and last, got {item!r}")
+        path, first, last = item["path"], item["first"], item["last"]
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise InputError(f"clip path must be a file path, got {path!r}")
+        for name, v in (("first", first), ("last", last)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InputError(f"clip {name} must be an integer >= 0, got {v!r}")
+        if last < first + 2:
+            raise InputError(f"a clip needs at least 3 frames, got {first}..{last}")
+        out.append({"path": str(path), "first": int(first), "last": int(last)})
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines one training run (frozen; compare with ``==``).
@@ -212,7 +232,14 @@ class TrainConfig:
       (held-out test images);
     - ``polarity``: damage polarity for on-the-fly synthesis: ``dark``, ``light`` or ``random``;
     - ``augment``: the paper's augmentations on training samples (flip, symmetric warp, zoom,
-      brightness, contrast).
+      brightness, contrast);
+    - ``temporal``: the run trains a temporal network (11-channel input, e.g.
+      ``temporal_maskguided``) on damaged frame triplets (:class:`filmclean.train.seqdata.TemporalDataset`:
+      stills of ``clean_dir`` with synthetic camera motion, and real clips); needs ``clean_dir``;
+      ``augment`` does not apply (the triplets get their own flips and rotations);
+    - ``clips``: real footage for temporal runs, a list of ``{"path": FILE, "first": int,
+      "last": int}`` (frame numbers, inclusive, at least 3 frames); the last ~10 % of each range
+      validate; ``clip_fraction``: share of samples taken from the clips (0-1).
 
     Optimisation: ``stages`` (see :class:`Stage`), ``train_bn`` (in a frozen encoder, keep the
     parameters of ``encoder_norm_parameters()`` trainable, as fastai does), ``weight_decay``
@@ -241,6 +268,9 @@ class TrainConfig:
     init_from: str | None = None
     polarity: str = "dark"
     augment: bool = True
+    temporal: bool = False
+    clips: tuple[dict[str, Any], ...] = ()
+    clip_fraction: float = 0.3
     stages: tuple[Stage, ...] = field(default_factory=paper_stages)
     train_bn: bool = True
     weight_decay: float = 1e-3
@@ -296,7 +326,7 @@ class TrainConfig:
             raise InputError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.device not in DEVICES:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        for name in ("augment", "train_bn"):
+        for name in ("augment", "train_bn", "temporal"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
         stages = self.stages
@@ -312,6 +342,16 @@ class TrainConfig:
         ):
             raise InputError(f"clean_fraction must be in [0, 1), got {self.clean_fraction!r}")
         set_("clean_fraction", float(self.clean_fraction))
+        set_("clips", _clip_list(self.clips))
+        if isinstance(self.clip_fraction, bool) or not isinstance(self.clip_fraction, (int, float)) or not (
+            0.0 <= self.clip_fraction <= 1.0
+        ):
+            raise InputError(f"clip_fraction must be in [0, 1], got {self.clip_fraction!r}")
+        set_("clip_fraction", float(self.clip_fraction))
+        if self.clips and not self.temporal:
+            raise InputError("clips are used by temporal runs only: set temporal to true or drop clips")
+        if self.temporal and self.pairs_dir is not None:
+            raise InputError("a temporal run needs clean_dir (frames are damaged on the fly), not pairs_dir")
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise InputError(f"init_from must be a model file path, got {self.init_from!r}")
         for name in ("weight_decay", "grad_clip"):
@@ -389,7 +429,8 @@ class TrainConfig:
 def load_config(path: str | Path) -> TrainConfig:
     """Read a :class:`TrainConfig` from a ``.json`` or ``.toml`` file.
 
-    Relative ``pairs_dir`` / ``clean_dir`` paths are taken relative to the file's folder. TOML
+    Relative ``pairs_dir`` / ``clean_dir`` / ``init_from`` and clip paths are taken relative to
+    the file's folder. TOML
     stages are written as ``[[stages]]`` tables; a key that is absent takes its default.
     Raises :class:`~filmclean.errors.InputError` naming the file for any problem.
     """
@@ -419,6 +460,14 @@ def load_config(path: str | Path) -> TrainConfig:
                 data[key] = str((path.parent / value).resolve())
             elif isinstance(value, str):
                 data[key] = str(Path(value).expanduser())
+        if isinstance(data.get("clips"), list):
+            clips = []
+            for item in data["clips"]:
+                if isinstance(item, dict) and isinstance(item.get("path"), str):
+                    p = Path(item["path"]).expanduser()
+                    item = dict(item, path=str(p if p.is_absolute() else (path.parent / p).resolve()))
+                clips.append(item)
+            data["clips"] = clips
     try:
         return TrainConfig.from_dict(data)
     except InputError as exc:

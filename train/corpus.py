@@ -46,6 +46,8 @@ from ..io import write_bytes_atomically
 __all__ = [
     "CorpusImage",
     "HELD_OUT",
+    "CLIPS",
+    "collect_clips",
     "collect_corpus",
     "candidate_images",
     "read_groups",
@@ -305,6 +307,37 @@ def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
     return rows
 
 
+# Real footage for the temporal network (Debian opencv-doc, examples/data), with what may be used
+# for training: frames 600-794 of vtest.avi and all of tree.avi are reserved for testing.
+CLIPS: tuple[str, ...] = ("vtest.avi", "tree.avi")
+
+
+def collect_clips(out_dir: str | Path, cache_dir: str | Path | None = None) -> list[Path]:
+    """Copy the clips of :data:`CLIPS` (byte for byte, each atomically) from Debian's opencv-doc
+    package into ``out_dir``: ``vtest.avi`` (768x576, 795 frames, pedestrians, static camera) and
+    ``tree.avi`` (320x240, 444 frames). Frames 600-794 of vtest.avi and all of tree.avi are
+    reserved for testing. Returns the written paths; raises ``RuntimeError`` when the package
+    cannot be found or fetched (see :func:`_deb_root`), ``FileNotFoundError`` when a clip is
+    missing from it."""
+    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "filmclean" / "debs"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/{CLIPS[0]}")
+    if root is None:
+        reason = "; ".join(str(w.message) for w in caught) or "not found"
+        raise RuntimeError(f"Debian package opencv-doc is not available ({reason})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CLIPS:
+        src = root / _OPENCV_DATA / name
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: not in the opencv-doc package")
+        write_bytes_atomically(out / name, src.read_bytes())
+        written.append(out / name)
+    return written
+
+
 def read_name_list(path: str | Path) -> list[str]:
     """Names from a list file: one per line, ``#`` comments and blank lines ignored, a trailing
     image extension (``.png``, ``.jpg`` ...) stripped."""
@@ -330,16 +363,34 @@ _IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".web
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m filmclean.train.corpus OUT_DIR [--cache DIR] [--no-debian]``."""
+    """``python -m filmclean.train.corpus OUT_DIR [--cache DIR] [--no-debian]``, or
+    ``python -m filmclean.train.corpus --clips DIR [--cache DIR]`` for the real clips."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m filmclean.train.corpus",
-                                 description="Collect the offline clean-photo corpus.")
-    ap.add_argument("out_dir", type=Path)
+                                 description="Collect the offline clean-photo corpus (or, with --clips, the real clips).")
+    ap.add_argument("out_dir", type=Path, nargs="?")
     ap.add_argument("--cache", type=Path, default=None,
                     help="download/unpack cache for Debian packages")
     ap.add_argument("--no-debian", action="store_true", help="Python packages only")
+    ap.add_argument("--clips", type=Path, default=None, metavar="DIR",
+                    help="copy the opencv-doc clips (vtest.avi, tree.avi) into DIR instead")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.clips is not None:
+        if args.out_dir is not None:
+            ap.error("give either OUT_DIR or --clips DIR")
+        from ..errors import FilmcleanError
+
+        try:
+            paths = collect_clips(args.clips, args.cache)
+        except (RuntimeError, OSError, FilmcleanError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{len(paths)} clips in {args.clips}: " + ", ".join(p.name for p in paths)
+              + " (frames 600-794 of vtest.avi and all of tree.avi are reserved for testing)")
+        return 0
+    if args.out_dir is None:
+        ap.error("OUT_DIR is required (or --clips DIR)")
     rows = collect_corpus(args.out_dir, args.cache, debian=not args.no_debian)
     held = sum(r["heldout"] == "1" for r in rows)
     by_source: dict[str, int] = {}

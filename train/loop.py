@@ -316,23 +316,56 @@ class ResumableSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip)
 
 
+@contextlib.contextmanager
+def _opencv_single_threaded(enabled: bool) -> Iterator[None]:
+    """While active (when ``enabled``), OpenCV runs one thread in this process, and so in the
+    DataLoader workers forked from it: they inherit the setting (reconfiguring OpenCV inside a
+    forked worker can hang, see :func:`_worker_init`), and many workers each running a pool of
+    every core would only oversubscribe the CPU. The previous setting is restored on exit."""
+    if not enabled:
+        yield
+        return
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv-python-headless is a dependency
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def _worker_init(_: int) -> None:
     """DataLoader workers: default signal handling (not the trainer's deferred one).
 
     OpenCV's thread pool is deliberately not touched here: ``cv2.setNumThreads`` in a forked
     worker whose parent already started the pool waits forever for threads that were not forked.
+    (The parent sets one thread before forking instead: :func:`_opencv_single_threaded`.)
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class DataPlan:
-    """Builds (and caches per size) the train and validation datasets of a config."""
+    """Builds (and caches per size) the train and validation datasets of a config.
+
+    Temporal runs (``config.temporal``) get :class:`~filmclean.train.seqdata.TemporalDataset` s:
+    the same train/valid split of the clean photos, and each clip range split into its first
+    ~90 % (training) and last ~10 % (validation) frames (:func:`~filmclean.train.seqdata.split_clip`);
+    the clips are decoded once (uint8) and shared by every size.
+    """
+
+    #: validation items per validation photo in temporal runs (random crops, fixed per index)
+    TEMPORAL_VALID_CROPS = 4
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self._train: dict[int, Dataset] = {}
         self._valid: dict[int, Dataset | None] = {}
+        self._clips: tuple[list[np.ndarray], list[np.ndarray]] | None = None
         if config.pairs_dir is None and config.clean_dir is None:
             raise InputError("no training data: give a pairs data set (--pairs) or a folder of clean photos (--clean)")
         if config.clean_dir is not None:
@@ -341,11 +374,49 @@ class DataPlan:
                 raise InputError("no clean images to train on", config.clean_dir)
             self.train_names, self.valid_names = split_names(names, config.valid_fraction, config.seed)
 
+    def clip_frames(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``(train, valid)`` frame arrays of the config's clips (decoded on first use)."""
+        if self._clips is None:
+            from .seqdata import read_clip_frames, split_clip
+
+            train_clips: list[np.ndarray] = []
+            valid_clips: list[np.ndarray] = []
+            for clip in self.config.clips:
+                frames = read_clip_frames(clip["path"], clip["first"], clip["last"], as_uint8=True)
+                n_train, n_valid = split_clip(len(frames))
+                train_clips.append(frames[:n_train])
+                if n_valid:
+                    valid_clips.append(frames[n_train:])
+            self._clips = (train_clips, valid_clips)
+        return self._clips
+
+    def _temporal(self, size: int, names: list[str], validation: bool) -> Dataset:
+        from .seqdata import TemporalDataset
+
+        c = self.config
+        train_clips, valid_clips = self.clip_frames()
+        return TemporalDataset(
+            c.clean_dir,
+            size,
+            names,
+            c.seed,
+            c.polarity,
+            clips=valid_clips if validation else train_clips,
+            clip_fraction=c.clip_fraction,
+            validation=validation,
+            crops_per_image=self.TEMPORAL_VALID_CROPS if validation else c.crops_per_image,
+            crop_scale=c.crop_scale,
+            synth_params=c.synth_params,
+            clean_fraction=0.0 if validation else c.clean_fraction,
+        )
+
     def train_set(self, size: int, epoch: int) -> Dataset:
         c = self.config
         ds = self._train.get(size)
         if ds is None:
-            if c.pairs_dir is not None:
+            if c.temporal:
+                ds = self._temporal(size, self.train_names, validation=False)
+            elif c.pairs_dir is not None:
                 ds = PairsDataset(c.pairs_dir, size, "train", exclude=c.exclude_names, augment=c.augment, seed=c.seed)
             else:
                 ds = OnTheFlyDataset(
@@ -375,6 +446,9 @@ class DataPlan:
 
                 if "valid" in read_manifest(c.pairs_dir)["splits"]:
                     ds = PairsDataset(c.pairs_dir, size, "valid", exclude=c.exclude_names)
+            elif c.temporal:
+                if self.valid_names or self.clip_frames()[1]:
+                    ds = self._temporal(size, self.valid_names, validation=True)
             elif self.valid_names:
                 ds = OnTheFlyDataset(
                     c.clean_dir,  # type: ignore[arg-type]
@@ -469,9 +543,10 @@ def validate(net: nn.Module, ds: Dataset, batch_size: int, device: torch.device,
             y = batch["target"].to(device, non_blocking=True)
             with _autocast(device, config.amp):
                 out = net(x)
-            restored = composite(out, x).float().clamp(0.0, 1.0)
+            rgb = x[:, :3]  # temporal inputs: the current frame, then its aligned neighbours and trusts
+            restored = composite(out, rgb).float().clamp(0.0, 1.0)
             s_out = kornia.metrics.ssim(restored, y, 11).mean(dim=(1, 2, 3))
-            s_in = kornia.metrics.ssim(x, y, 11).mean(dim=(1, 2, 3))
+            s_in = kornia.metrics.ssim(rgb, y, 11).mean(dim=(1, 2, 3))
             count = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device)
             sums += torch.stack([s_out.double().sum(), s_in.double().sum(), count])
     if di.enabled:
@@ -633,7 +708,8 @@ def train(
         dist.barrier()
     ok = False
     try:
-        result = _train(config, run_dir, resume, progress, max_steps, loss, di)
+        with _opencv_single_threaded(config.num_workers > 0):
+            result = _train(config, run_dir, resume, progress, max_steps, loss, di)
         ok = True
         return result
     finally:
@@ -704,11 +780,20 @@ def _train(
         raise InputError(str(exc.args[0]) if exc.args else str(exc)) from None
     except TypeError as exc:
         raise InputError(f"cannot build network {config.arch!r}: {exc}") from None
+    in_channels = int(getattr(net, "in_channels", 3))
+    if config.temporal and in_channels != 11:
+        raise InputError(f"a temporal run needs a temporal network (11 input channels); {config.arch!r} takes {in_channels}")
+    if not config.temporal and in_channels != 3:
+        raise InputError(f"network {config.arch!r} takes {in_channels} input channels: set temporal to true to train it")
     if config.init_from is not None and saved is None:
         from filmclean.modelfile import load_torch_network
 
         src, spec = load_torch_network(config.init_from)
-        if spec.arch != config.arch:
+        if config.arch == "temporal_maskguided" and spec.arch == "maskguided":
+            from filmclean.nets.temporal import TemporalMaskGuidedNet
+
+            src = TemporalMaskGuidedNet.from_single(src)  # computes what the single-frame network does
+        elif spec.arch != config.arch:
             raise InputError(f"init_from holds a {spec.arch!r} network, the run trains {config.arch!r}", config.init_from)
         try:
             net.load_state_dict(src.state_dict(), strict=True)
@@ -839,7 +924,8 @@ def _train(
                     opt.zero_grad(set_to_none=True)
                     with _autocast(device, config.amp):
                         out = model(b["input"])
-                        total, terms = loss_fn(out, b)
+                        # losses see the image the network restores: channels 0-2 of a temporal stack
+                        total, terms = loss_fn(out, dict(b, input=b["input"][:, :3]))
                     if scaler is not None:
                         scaler.scale(total).backward()
                         if config.grad_clip > 0:
@@ -937,6 +1023,7 @@ def _train(
                             "train_loss": train_loss,
                             "loss": config.loss,
                             "data": config.pairs_dir or config.clean_dir,
+                            **({"clips": [dict(c) for c in config.clips]} if config.clips else {}),
                             "seed": config.seed,
                         }
                     }

@@ -4,6 +4,8 @@ Called like every loss in :mod:`filmclean.train.losses`: ``loss(net_out, batch) 
 with ``net_out = (restored, mask)`` -- ``(N,3,H,W)`` and ``(N,1,H,W)`` in ``[0,1]`` -- and ``batch``
 holding ``input``, ``target`` (``(N,3,H,W)`` in ``[0,1]``) and ``mask`` (``(N,1,H,W)``, the true
 damage opacity from the synthesis; ``> 0`` exactly where pixels were changed).
+A temporal network's ``input`` is the 11-channel stack of :func:`filmclean.temporal.build_stack`;
+only its channels 0-2 (the current frame) are used here.
 
 Terms (all means over the batch):
 
@@ -41,7 +43,7 @@ class MaskGuidedLoss(nn.Module):
 
         restored, prob = net_out[0], net_out[1]
         logits = net_out[2] if len(net_out) > 2 else torch.logit(prob.clamp(1e-6, 1 - 1e-6))
-        x, y = batch["input"], batch["target"]
+        x, y = batch["input"][:, :3], batch["target"]  # a temporal stack's current frame is channels 0-2
         opacity = batch["mask"].to(prob.dtype)
         true = (opacity >= self.min_opacity).to(prob.dtype)
         faint = ((opacity > 0) & (opacity < self.min_opacity)).to(prob.dtype)

@@ -152,6 +152,7 @@ class VideoFrameItem:
     time_base: Fraction
     rgb: np.ndarray
     alpha: np.ndarray | None = None
+    context: bool = False  # read only as a neighbour of the range's first/last frame; not output
 
     @property
     def time(self) -> float:
@@ -448,10 +449,15 @@ class VideoReader:
     range holds no frame, when decoding fails mid-file, and at the end of a whole-file read that
     got fewer video packets than the container indexes/declares (truncated QuickTime/MP4/AVI).
     A truncated Matroska file declares no frame count: its iteration simply ends early.
+
+    ``context``: with a range, also yield up to this many frames just before ``start`` and just
+    after ``end`` as items with ``context=True`` (neighbours for temporal restoration; they are not
+    counted in ``index`` and must not be written).
     """
 
-    def __init__(self, path: str | Path, start: float | None = None, end: float | None = None) -> None:
+    def __init__(self, path: str | Path, start: float | None = None, end: float | None = None, context: int = 0) -> None:
         self.path = Path(path)
+        self.context = max(0, int(context))
         if (start is not None and start < 0) or (end is not None and end <= (start or 0)):
             raise InputError(f"invalid time range start={start} end={end} (need 0 <= start < end)", self.path)
         self.info = probe_video(self.path)
@@ -496,7 +502,8 @@ class VideoReader:
             if origin - _SEEK_MARGIN > self.info.start_time:
                 self.container.seek(math.floor((origin - _SEEK_MARGIN) / self._video.time_base), stream=self._video)
         finished: set[int] = set()  # streams that reached ``end``
-        count = decoded = packets = 0
+        count = decoded = packets = after = 0
+        before: list[tuple[av.VideoFrame, int]] = []  # the last ``context`` frames before ``start``
         time_base = self._video.time_base
         try:
             for packet in self.container.demux(streams):
@@ -512,8 +519,20 @@ class VideoReader:
                         decoded += 1
                         position = self._position(pts, time_base)
                         if position > 0:
-                            finished.add(index)
-                        elif position == 0:
+                            if after < self.context and count > 0:
+                                after += 1
+                                rgb, alpha = self._converter.to_rgb(self._checked(frame))
+                                yield VideoFrameItem(-1, pts - shift[index], time_base, rgb, alpha, context=True)
+                            if after >= self.context or count == 0:
+                                finished.add(index)
+                        elif position < 0:
+                            if self.context:
+                                before = [*before, (frame, pts)][-self.context:]
+                        else:
+                            for old_frame, old_pts in before:
+                                rgb, alpha = self._converter.to_rgb(self._checked(old_frame))
+                                yield VideoFrameItem(-1, old_pts - shift[index], time_base, rgb, alpha, context=True)
+                            before = []
                             rgb, alpha = self._converter.to_rgb(self._checked(frame))
                             yield VideoFrameItem(count, pts - shift[index], time_base, rgb, alpha)
                             count += 1

@@ -14,6 +14,8 @@ Every network class carries three class/instance attributes used by the engine:
 - ``receptive_radius`` (int): how far (in pixels) an output pixel can see; tiles overlapping by at
   least twice this produce the same result as whole-frame inference.
 - ``has_mask`` (bool): whether forward returns ``(restored, mask)``.
+- ``in_channels`` (int, default 3): 11 for temporal networks, whose input is the stack of
+  :func:`filmclean.temporal.build_stack` (current frame, aligned neighbours, trust maps).
 
 Networks are built by name from :data:`ARCHITECTURES` (an explicit table; nothing is discovered by
 importing files from a folder). A network's constructor takes only JSON-serialisable keyword
@@ -35,6 +37,7 @@ ARCHITECTURES: dict[str, str] = {
     "tinymask": "filmclean.nets.simple:TinyMaskNet",
     "paper_unet": "filmclean.nets.paper_unet:PaperUNet",
     "maskguided": "filmclean.nets.maskguided:MaskGuidedNet",
+    "temporal_maskguided": "filmclean.nets.temporal:TemporalMaskGuidedNet",
 }
 
 
@@ -57,6 +60,7 @@ def network_info(net: nn.Module) -> dict[str, Any]:
         "size_multiple": int(getattr(net, "size_multiple", 1)),
         "receptive_radius": int(getattr(net, "receptive_radius", 0)),
         "has_mask": bool(getattr(net, "has_mask", False)),
+        "in_channels": int(getattr(net, "in_channels", 3)),
     }
 
 

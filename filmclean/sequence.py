@@ -1,0 +1,104 @@
+"""Frames with their neighbours: the sequence side of temporal restoration.
+
+:func:`windows` turns a stream of items (decoded frames, possibly interleaved with other items such
+as audio packets) into frames that know their previous and next frame, holding back one frame at a
+time: memory stays at three frames whatever the sequence's length. Context frames (read only to be
+neighbours, e.g. just outside a ``--start/--end`` range) serve as neighbours but are not yielded.
+
+:class:`TemporalRestorer` restores one :class:`Window` with a temporal network (neighbours aligned
+by :class:`filmclean.temporal.SequenceAligner`) or, for single-frame networks or with
+``temporal=False``, from the current frame alone. :func:`restore_sequence` is the plain-list
+version used by evaluation and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from .engine import RestoredFrame, Restorer
+from .temporal import AlignOptions, SequenceAligner
+
+T = TypeVar("T")
+
+__all__ = ["TemporalRestorer", "Window", "restore_sequence", "windows"]
+
+
+@dataclass
+class Window(Generic[T]):
+    """A frame item with its neighbours (``None`` at the ends of the sequence) and their positions
+    in the stream (``index`` counts frame items, context frames included)."""
+
+    current: T
+    index: int
+    prev: T | None = None
+    next: T | None = None
+
+
+def windows(items: Iterable[Any], is_frame: Callable[[Any], bool] = lambda item: True,
+            is_output: Callable[[Any], bool] = lambda item: True) -> Iterator[Any]:
+    """Yield every non-frame item as it comes and every output frame as a :class:`Window`.
+
+    A frame is yielded once the next frame has been read (or the stream has ended), so frames come
+    out one frame late, in order; non-frame items are never held back. Frames for which
+    ``is_output`` is false are used as neighbours only.
+    """
+    prev: Any = None
+    held: Any = None
+    count = 0
+    for item in items:
+        if not is_frame(item):
+            yield item
+            continue
+        if held is not None:
+            win = Window(held, count - 1, prev, item)
+            if is_output(held):
+                yield win
+            prev = held
+        held = item
+        count += 1
+    if held is not None and is_output(held):
+        yield Window(held, count - 1, prev, None)
+
+
+class TemporalRestorer:
+    """Restore frames of one sequence, in order, using their neighbours when the network can.
+
+    ``restore(window, rgb=...)``: ``rgb`` extracts the ``(H, W, 3)`` frame from a window item
+    (identity by default). With a single-frame network, or ``temporal=False``, the neighbours are
+    ignored and this is :meth:`filmclean.engine.Restorer.restore` on the current frame; a temporal
+    network then sees a stack whose neighbours have trust 0.
+    """
+
+    def __init__(self, restorer: Restorer, temporal: bool = True, align: AlignOptions | None = None) -> None:
+        self.restorer = restorer
+        self.use_neighbours = bool(temporal and restorer.temporal)
+        self.aligner = SequenceAligner(align or AlignOptions()) if self.use_neighbours else None
+
+    @property
+    def flow_seconds(self) -> float:
+        return self.aligner.flow_seconds if self.aligner is not None else 0.0
+
+    @property
+    def cuts(self) -> int:
+        return self.aligner.cuts if self.aligner is not None else 0
+
+    def restore(self, window: Window, rgb: Callable[[Any], np.ndarray] = lambda item: item) -> RestoredFrame:
+        cur = rgb(window.current)
+        if self.aligner is None:
+            return self.restorer.restore(cur)
+        prev = None if window.prev is None else rgb(window.prev)
+        nxt = None if window.next is None else rgb(window.next)
+        stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
+        return self.restorer.restore(cur, stack)
+
+
+def restore_sequence(frames: Iterable[np.ndarray], restorer: Restorer, temporal: bool = True,
+                     align: AlignOptions | None = None) -> Iterator[RestoredFrame]:
+    """Restore ``(H, W, 3)`` frames of one sequence in order (see :class:`TemporalRestorer`)."""
+    tr = TemporalRestorer(restorer, temporal=temporal, align=align)
+    for win in windows(frames):
+        yield tr.restore(win)
