@@ -47,11 +47,11 @@ def _model_options(f):
 
 def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, temporal, threads, quiet):
     from .engine import RestoreOptions, Restorer
-    from .model import load_model
+    from .model import load_model, single_frame_fallback
 
     be = load_model(model_path, backend=backend, device=device, threads=threads, temporal=temporal)
-    restorer = Restorer(be, RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch,
-                                           threshold=threshold))
+    options = RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch, threshold=threshold)
+    restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
     if not quiet:
         mode = ("temporal" if temporal else "single-frame (--no-temporal)") if restorer.temporal else "single-frame model"
         click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {be.describe()} | "

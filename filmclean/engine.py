@@ -46,9 +46,12 @@ class Restorer:
     of the same size. Memory is bounded by the tile and batch size plus a few frame-sized buffers.
     """
 
-    def __init__(self, backend, options: RestoreOptions | None = None) -> None:
+    def __init__(self, backend, options: RestoreOptions | None = None, fallback: "Restorer | None" = None) -> None:
         self.backend = backend
         self.options = options or RestoreOptions()
+        # temporal networks: the single-frame restorer for frames without any usable neighbour
+        # (a one-frame sequence, a frame between two cuts, --no-temporal); see sequence.TemporalRestorer
+        self.fallback = fallback
         info = backend.info
         self.multiple = int(info.get("size_multiple", 1))
         self.radius = int(info.get("receptive_radius", 0))

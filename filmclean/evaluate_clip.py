@@ -258,11 +258,12 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
     of a single-frame network.
     """
     from .engine import RestoreOptions, Restorer
-    from .model import TEMPORAL_STEM, default_model_paths, file_digest, load_model
+    from .model import TEMPORAL_STEM, default_model_paths, file_digest, load_model, single_frame_fallback
     from .sequence import restore_sequence
 
     be = load_model(path, backend=backend, device=device, threads=threads, temporal=temporal)
-    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold))
+    options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold)
+    restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
     if path is None:
         st, ox = default_model_paths(TEMPORAL_STEM) if temporal else (None, None)
         if st is None and ox is None:

@@ -117,6 +117,19 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
     return OnnxBackend(onnx_path, _onnx_info(spec), device=device, threads=threads)
 
 
+def single_frame_fallback(be, options, backend, device, threads):
+    """For a temporal model: the shipped single-frame model as a :class:`Restorer` (used for frames
+    without usable neighbours), or ``None`` when the model is single-frame or none is shipped."""
+    from .engine import Restorer
+
+    if int(be.info.get("in_channels", 3)) == 3 or default_model_paths() == (None, None):
+        return None
+    try:
+        return Restorer(load_model(None, backend=backend, device=device, threads=threads), options)
+    except ModelError:
+        return None
+
+
 def _onnx_info(spec: ModelSpec) -> dict:
     info = spec.info
     missing = [k for k in ("size_multiple", "receptive_radius", "has_mask") if k not in info]

@@ -69,14 +69,17 @@ class TemporalRestorer:
 
     ``restore(window, rgb=...)``: ``rgb`` extracts the ``(H, W, 3)`` frame from a window item
     (identity by default). With a single-frame network, or ``temporal=False``, the neighbours are
-    ignored and this is :meth:`filmclean.engine.Restorer.restore` on the current frame; a temporal
-    network then sees a stack whose neighbours have trust 0.
+    ignored and this is :meth:`filmclean.engine.Restorer.restore` on the current frame. A frame
+    with no usable neighbour (none given, scene cuts on both sides, or ``temporal=False``) goes to
+    ``restorer.fallback`` (the single-frame model) when there is one; otherwise the temporal
+    network sees a stack whose neighbours have trust 0.
     """
 
     def __init__(self, restorer: Restorer, temporal: bool = True, align: AlignOptions | None = None) -> None:
         self.restorer = restorer
         self.use_neighbours = bool(temporal and restorer.temporal)
         self.aligner = SequenceAligner(align or AlignOptions()) if self.use_neighbours else None
+        self.fallbacks = 0  # frames restored by the single-frame fallback for want of neighbours
 
     @property
     def flow_seconds(self) -> float:
@@ -88,11 +91,15 @@ class TemporalRestorer:
 
     def restore(self, window: Window, rgb: Callable[[Any], np.ndarray] = lambda item: item) -> RestoredFrame:
         cur = rgb(window.current)
+        single = self.restorer.fallback if self.restorer.temporal and self.restorer.fallback is not None else None
         if self.aligner is None:
-            return self.restorer.restore(cur)
+            return (single or self.restorer).restore(cur)
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
+        if single is not None and not stack[9:11].any():
+            self.fallbacks += 1
+            return single.restore(cur)  # no usable neighbour at all: the single-frame model
         return self.restorer.restore(cur, stack)
 
 

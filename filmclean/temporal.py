@@ -16,7 +16,7 @@ in ``[0, 1]``):
   first/last frame, a scene cut, occlusion or a failed match; 1 = forward-backward consistent flow).
 
 Trust comes from the flow alone (forward-backward consistency, landing inside the frame), never from
-the colour difference: a speck of dust *is* a colour difference, and must not lower the trust of the
+the colour difference, and the flow is matched on median-filtered luminance: a speck of dust *is* a colour difference, and must not lower the trust of the
 neighbour that shows the picture under it. Scene cuts are found from colour histograms of small
 thumbnails (:func:`is_scene_cut`) and zero a neighbour's trust entirely.
 
@@ -73,7 +73,9 @@ def _gray8(rgb: np.ndarray, scale: float) -> np.ndarray:
     if scale != 1.0:
         h, w = g8.shape
         g8 = cv2.resize(g8, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return g8
+    # a 5x5 median removes specks and thin hairs before matching, so that the flow (and its
+    # forward-backward trust) is not bent by the very dust the neighbours are wanted for
+    return cv2.medianBlur(g8, 5)
 
 
 def _dis(preset: str):
@@ -161,13 +163,14 @@ def warp(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return warped, inside.astype(np.float32)
 
 
-def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float = 0.5) -> np.ndarray:
+def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float = 0.5, fill: int = 11) -> np.ndarray:
     """Trust ``(H, W)`` in ``[0, 1]`` of the flow ``forward`` (current -> neighbour) given the flow
     ``backward`` (neighbour -> current): going there and back should return to the start.
 
     With ``e`` the round-trip error in pixels, trust is 1 up to ``tolerance + 1 % of the squared
     motion`` (the usual occlusion test of Sundaram et al. 2010, made soft) and falls off as a
-    Gaussian of width 1 px beyond it; samples landing outside the frame get 0.
+    Gaussian of width 1 px beyond it; low-trust islands narrower than ``fill`` px are closed
+    (morphological closing); samples landing outside the frame get 0.
     """
     import cv2
 
@@ -176,7 +179,13 @@ def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float 
     e2 = cv2.magnitude(fx + bx, fy + by) ** 2
     tol = np.float32(tolerance ** 2) + np.float32(0.01) * (cv2.magnitude(fx, fy) ** 2 + cv2.magnitude(bx, by) ** 2)
     excess = np.maximum(e2 - tol, np.float32(0.0)) * np.float32(-0.5)
-    return (cv2.exp(excess) * inside).astype(np.float32, copy=False)
+    conf = cv2.exp(excess)
+    if fill > 1:
+        # close holes of distrust smaller than ``fill`` px: a speck of dust bends the flow around
+        # itself, and exactly there the neighbour is needed; occlusions span whole motion edges
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (fill, fill))
+        conf = cv2.morphologyEx(conf, cv2.MORPH_CLOSE, kernel)
+    return (conf * inside).astype(np.float32, copy=False)
 
 
 def align_neighbour(current: np.ndarray, neighbour: np.ndarray, forward: np.ndarray, backward: np.ndarray,

@@ -1,6 +1,7 @@
-"""Install a trained run as the shipped default model: ``models/default.{safetensors,onnx}`` + sums.
+"""Install a trained run as a shipped model: ``models/<name>.{safetensors,onnx}`` + sums.
 
-    python scripts/ship_model.py runs/default [--models-dir models]
+    python scripts/ship_model.py runs/default [--models-dir models]              # single-frame default
+    python scripts/ship_model.py runs/temporal --name temporal                    # temporal model
 
 Copies the run's best ``model.safetensors`` (adding the run's config and metrics to its
 ``filmclean.info`` metadata), exports ONNX with the parity check, writes ``SHA256SUMS`` and prints
@@ -18,6 +19,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    ap.add_argument("--name", choices=["default", "temporal"], default="default",
+                    help="default: the single-frame default model; temporal: the model for reels and sequences")
     args = ap.parse_args()
 
     from filmclean.modelfile import load_torch_network, save_model, sha256_file
@@ -30,9 +33,10 @@ def main() -> None:
                             "best": state.get("best"), "step": state.get("step")}
     out = args.models_dir
     out.mkdir(parents=True, exist_ok=True)
-    st = save_model(net, spec.arch, spec.config, out / "default.safetensors", info=info)
-    res = export_onnx(st, out / "default.onnx")
-    names = ["default.safetensors", "default.onnx"]
+    st = save_model(net, spec.arch, spec.config, out / f"{args.name}.safetensors", info=info)
+    res = export_onnx(st, out / f"{args.name}.onnx")
+    shipped = [f"{stem}.{ext}" for stem in ("default", "temporal") for ext in ("safetensors", "onnx")]
+    names = [n for n in shipped if (out / n).is_file()]
     (out / "SHA256SUMS").write_text("".join(f"{sha256_file(out / n)}  {n}\n" for n in names))
     total = sum((out / n).stat().st_size for n in names)
     print(f"shipped {spec.arch} to {out}: {total / 1e6:.1f} MB, ONNX vs torch max diff {res['max_abs_diff']:.2e}")

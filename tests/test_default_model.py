@@ -45,3 +45,25 @@ def test_corrupt_model_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("FILMCLEAN_MODELS", str(tmp_path))
     with pytest.raises(ModelError, match="checksum"):
         load_model(None)
+
+
+@pytest.mark.skipif(default_model_paths("temporal") == (None, None), reason="no temporal model installed")
+class TestShippedTemporalModel:
+    def test_found_for_sequences_only(self):
+        assert load_model(None, temporal=True).info["in_channels"] == 11
+        assert load_model(None).info["in_channels"] == 3  # still images: the single-frame model
+
+    def test_repairs_a_one_frame_speck_from_the_neighbours(self):
+        from filmclean.sequence import restore_sequence
+
+        rng = np.random.default_rng(0)
+        base = np.clip(0.5 + 0.02 * rng.standard_normal((48, 64, 3)), 0, 1).astype(np.float32)
+        frames = [base.copy() for _ in range(3)]
+        frames[1][20:24, 30:34] = 0.02  # dust on the middle frame only
+        r = Restorer(load_model(None, temporal=True), RestoreOptions(tile=None))
+        out = list(restore_sequence(frames, r))
+        assert len(out) == 3
+        assert out[1].mask[21, 31] > 0.5
+        assert np.abs(out[1].image[20:24, 30:34] - base[20:24, 30:34]).mean() < 0.1
+        far = out[1].mask < 0.5
+        np.testing.assert_array_equal(out[1].image[far], frames[1][far])

@@ -65,6 +65,15 @@ class TestAlignment:
         assert flow_confidence(fwd, -fwd)[4:-4, 4:-4].min() > 0.99
         assert flow_confidence(fwd, fwd)[4:-4, 4:-4].max() < 0.01  # going there and back lands 8 px off
 
+    def test_a_speck_does_not_lower_the_neighbours_trust(self):
+        rng = np.random.default_rng(0)
+        base = np.clip(0.5 + 0.02 * rng.standard_normal((48, 64, 3)), 0, 1).astype(np.float32)
+        cur = base.copy()
+        cur[20:24, 30:34] = 0.02  # dust on this frame only: exactly where the neighbour is needed
+        pf = frame_flows(cur, base)
+        _, conf = align_neighbour(cur, base, pf.ab, pf.ba)
+        assert conf[18:26, 28:36].min() > 0.5
+
     def test_scene_cut(self):
         from skimage import data
 
@@ -209,6 +218,24 @@ class TestEngineAndSequence:
         b = r.restore(f)
         np.testing.assert_array_equal(a.image, b.image)
         assert tr.flow_seconds == 0
+
+
+    def test_frames_without_neighbours_go_to_the_single_frame_fallback(self, temporal_model):
+        from filmclean.nets.simple import IdentityNet
+        from filmclean.backends import TorchBackend
+
+        ident = IdentityNet()
+        single = Restorer(TorchBackend(ident, network_info(ident)), RestoreOptions(tile=None))
+        r = Restorer(load_model(temporal_model, backend="torch"), RestoreOptions(tile=None), fallback=single)
+        big = smooth_image(100, 120)
+        a, b = shifted(big, 0, 0, 40, 56), shifted(big, 2, 0, 40, 56)
+        tr = TemporalRestorer(r)
+        out = tr.restore(Window(a, 0))  # a one-frame sequence: nothing to align
+        np.testing.assert_array_equal(out.image, a)  # the identity fallback ran
+        assert tr.fallbacks == 1
+        tr.restore(Window(a, 0, None, b))  # one neighbour: the temporal network
+        assert tr.fallbacks == 1
+        assert TemporalRestorer(r, temporal=False).restore(Window(a, 0, None, b)).image.tobytes() == a.tobytes()
 
 
 def run_cli(args, capsys):

@@ -381,8 +381,8 @@ class TemporalDataset(Dataset):
         synth_params: dict[str, Any] | None = None,
         clean_fraction: float = 0.0,
         motion: MotionParams = DEFAULT_MOTION,
-        missing_p: float = 0.1,
-        both_missing_p: float = 0.02,
+        missing_p: float = 0.15,
+        both_missing_p: float = 0.15,
         cut_p: float = 0.05,
         cache_bytes: int = 1 << 30,
     ) -> None:

@@ -503,6 +503,7 @@ class VideoReader:
                 self.container.seek(math.floor((origin - _SEEK_MARGIN) / self._video.time_base), stream=self._video)
         finished: set[int] = set()  # streams that reached ``end``
         count = decoded = packets = after = 0
+        last_pts: int | None = None  # of the last video packet with data
         before: list[tuple[av.VideoFrame, int]] = []  # the last ``context`` frames before ``start``
         time_base = self._video.time_base
         try:
@@ -510,6 +511,8 @@ class VideoReader:
                 index = packet.stream_index
                 if index == self._video.index:
                     packets += packet.size > 0
+                    if packet.size > 0 and packet.pts is not None:
+                        last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
                     if index in finished:  # past ``end``: only copied streams still need packets
                         continue
                     for frame in packet.decode():
@@ -555,12 +558,27 @@ class VideoReader:
             ) from None
         if count == 0:
             raise InputError(f"no video frames in the requested range start={self.start} end={self.end}", self.path)
-        if self.start is None and self.end is None and packets < self._expected_packets:
+        if self.start is None and self.end is None and packets < self._expected_packets and not self._reached_end(last_pts):
             raise InputError(
                 f"file ends after {packets} of {self._expected_packets} frames (truncated?); "
                 "use an end time to process the readable part",
                 self.path,
             )
+
+    def _reached_end(self, last_pts: int | None) -> bool:
+        """Whether the last video packet lies in the final frame slot of the declared duration: an
+        AVI with dropped (repeat-previous) frames declares more frames than it holds packets, yet
+        it is complete."""
+        if last_pts is None or not self.info.fps:
+            return False
+        last = last_pts * self._video.time_base - self.info.start_time
+        if self.info.n_frames:  # the declared count, not a duration FFmpeg may estimate from a torn file
+            end = Fraction(self.info.n_frames) / self.info.fps
+        elif self.info.duration:
+            end = Fraction(self.info.duration).limit_denominator(10**6)
+        else:
+            return False
+        return last + Fraction(3, 2) / self.info.fps >= end
 
     def _checked(self, frame: av.VideoFrame) -> av.VideoFrame:
         if (frame.width, frame.height) != (self.info.width, self.info.height):
