@@ -208,9 +208,16 @@ def test_single_and_temporal_model_methods(moving_clip, identity_model, temporal
     assert t["flicker_damaged_in"] is not None and t["temporal_error_damaged_in"] is not None
 
 
-@pytest.mark.skipif(not any(default_model_paths()) or any(default_model_paths(TEMPORAL_STEM)),
-                    reason="needs the shipped single-frame default model and no shipped temporal model")
-def test_temporal_with_the_single_frame_default_model_is_an_error():
+@pytest.mark.skipif(not any(default_model_paths()), reason="needs the shipped single-frame default model")
+def test_temporal_with_the_single_frame_default_model_is_an_error(tmp_path, monkeypatch):
+    import shutil
+
+    from filmclean.model import models_dir
+
+    for name in ("default.safetensors", "default.onnx", "SHA256SUMS"):  # an install without a temporal model
+        shutil.copy(models_dir() / name, tmp_path / name)
+    monkeypatch.setenv("FILMCLEAN_MODELS", str(tmp_path))
+    assert not any(default_model_paths(TEMPORAL_STEM))
     with pytest.raises(ModelError, match="single-frame; the temporal method needs a temporal model file"):
         parse_clip_method("temporal", backend="torch", device="cpu")
 
