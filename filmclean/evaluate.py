@@ -1033,29 +1033,13 @@ def write_report(result: EvaluationResult, out_dir: str | Path, figures: bool = 
     Returns ``{"report": path, "csv": path, <figure stem>: path ...}``. Existing files of these
     names are replaced. Raises :class:`OutputError` when the folder cannot be written.
     """
-    out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create: {exc.strerror or exc}", out) from None
-    if not out.is_dir():
-        raise OutputError("is not a folder", out)
+    out = _report_dir(out_dir)
     paths: dict[str, Path] = {}
     rows = [s.row() for name in result.scores for s in result.scores[name]]
     if figures:
         paths.update(_write_figures(result, out))
         result.figures = sorted(p.name for k, p in paths.items())
-    csv_path = out / "per_image.csv"
-    if rows:
-        import io
-
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _csv_value(v) for k, v in r.items()})
-        _atomic_write_text(csv_path, buf.getvalue())
-    paths["csv"] = csv_path
+    paths["csv"] = _write_csv(out / "per_image.csv", rows)
     report = {
         "format": "filmclean-evaluation",
         "version": 1,
@@ -1070,10 +1054,40 @@ def write_report(result: EvaluationResult, out_dir: str | Path, figures: bool = 
         "per_image": rows,
         "figures": result.figures,
     }
-    rep_path = out / "report.json"
-    _atomic_write_text(rep_path, json.dumps(_json_safe(report), indent=1, allow_nan=False) + "\n")
-    paths["report"] = rep_path
+    paths["report"] = _write_json(out / "report.json", report)
     return paths
+
+
+def _report_dir(out_dir: str | Path) -> Path:
+    """Create a report folder (raises :class:`OutputError` naming it when that fails)."""
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create: {exc.strerror or exc}", out) from None
+    if not out.is_dir():
+        raise OutputError("is not a folder", out)
+    return out
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` (dicts with the same keys) as CSV, atomically; nothing when there are none."""
+    if rows:
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _csv_value(v) for k, v in r.items()})
+        _atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def _write_json(path: Path, report: Mapping[str, Any]) -> Path:
+    """Write a report as strict JSON (no NaN; non-finite numbers become null), atomically."""
+    _atomic_write_text(path, json.dumps(_json_safe(report), indent=1, allow_nan=False) + "\n")
+    return path
 
 
 def _ssim_bins(result: EvaluationResult) -> np.ndarray:

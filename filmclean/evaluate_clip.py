@@ -25,10 +25,7 @@ imported inside the functions that need them.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,19 +36,19 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ModelError, OutputError
+from .errors import InputError, ModelError
 from .evaluate import (
     SSIM_SETTINGS,
     _as_output,
-    _atomic_write_text,
-    _csv_value,
     _fmt,
-    _json_safe,
     _new_figure,
     _parse_params,
     _pm,
     _psnr_stats,
+    _report_dir,
     _stats,
+    _write_csv,
+    _write_json,
     psnr,
     ssim,
 )
@@ -700,26 +697,13 @@ def write_clip_report(result: ClipEvaluation, out_dir: str | Path, figures: bool
     and flicker per frame and method) and ``strip.png`` (a crop of one frame: damaged / every
     method / clean) into ``out_dir`` (created; files of these names replaced). Returns
     ``{"report": path, "csv": path, <figure stem>: path ...}``; raises :class:`OutputError`."""
-    out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create: {exc.strerror or exc}", out) from None
-    if not out.is_dir():
-        raise OutputError("is not a folder", out)
+    out = _report_dir(out_dir)
     paths: dict[str, Path] = {}
     if figures:
         paths.update(_write_clip_figures(result, out))
         result.figures = sorted(p.name for p in paths.values())
     rows = [s.row() for sc in result.scores.values() for s in sc]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: _csv_value(v) for k, v in r.items()})
-    csv_path = out / "per_frame.csv"
-    _atomic_write_text(csv_path, buf.getvalue())
-    paths["csv"] = csv_path
+    paths["csv"] = _write_csv(out / "per_frame.csv", rows)
     strip = None
     if result.strip:
         strip = {k: v for k, v in result.strip.items() if k != "images"}
@@ -739,7 +723,5 @@ def write_clip_report(result: ClipEvaluation, out_dir: str | Path, figures: bool
         "strip": strip,
         "figures": result.figures,
     }
-    rep_path = out / "report.json"
-    _atomic_write_text(rep_path, json.dumps(_json_safe(report), indent=1, allow_nan=False) + "\n")
-    paths["report"] = rep_path
+    paths["report"] = _write_json(out / "report.json", report)
     return paths

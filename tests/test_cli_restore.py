@@ -15,22 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from filmclean.cli import main
 from filmclean.modelfile import save_model
 from filmclean.nets import build_network
 
+from helpers import run_cli
 from media import decode_frames, make_clip, make_dpx, make_png, make_tiff, packets_of
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    """Run the real entry point in-process; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

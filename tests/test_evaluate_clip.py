@@ -11,7 +11,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from filmclean.cli_eval import evaluate_clip_command
@@ -27,17 +26,15 @@ from filmclean.evaluate_clip import (
 )
 from filmclean.model import TEMPORAL_STEM, default_model_paths
 from filmclean.modelfile import save_model
-from filmclean.nets.maskguided import MaskGuidedNet
 from filmclean.nets.simple import IdentityNet
-from filmclean.nets.temporal import TemporalMaskGuidedNet
 from filmclean.train.synth import DamageParams
 
+from helpers import small_temporal_model
 from media import make_clip
 
 H, W, N = 48, 64, 6
 #: dust only (no persistent scratches, no blotches), fixed amount, sizes in pixels: a median over time removes it
 DUST = DamageParams(amount=0.6, size_exponent=0.0, scratch_rate=0.0, blotch_rate=0.0, hair_rate=20.0)
-SMALL = {"widths": [8, 8, 8], "dilations": [1], "tophat": [5]}
 
 
 def smooth_frame(seed: int = 0) -> np.ndarray:
@@ -79,12 +76,7 @@ def identity_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def temporal_model(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    single = MaskGuidedNet(**SMALL)
-    for p in single.parameters():
-        p.data.normal_(0, 0.2)
-    tnet = TemporalMaskGuidedNet.from_single(single)
-    return save_model(tnet, "temporal_maskguided", SMALL, tmp_path_factory.mktemp("tmodel") / "temporal.safetensors")
+    return small_temporal_model(tmp_path_factory.mktemp("tmodel") / "temporal.safetensors")
 
 
 def test_identity_and_tmedian_on_a_static_clip(static_clip, tmp_path):

@@ -8,20 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from filmclean.cli import main
 from filmclean.engine import RestoreOptions, Restorer
 from filmclean.model import load_model
-from filmclean.modelfile import save_model
-from filmclean.nets import build_network, network_info
+from filmclean.nets import network_info
 from filmclean.nets.maskguided import MaskGuidedNet
 from filmclean.nets.temporal import TemporalMaskGuidedNet
 from filmclean.sequence import TemporalRestorer, Window, restore_sequence, windows
-from filmclean.temporal import (AlignOptions, SequenceAligner, align_neighbour, build_stack, flow_confidence,
+from filmclean.temporal import (SequenceAligner, align_neighbour, build_stack, flow_confidence,
                                 frame_flows, is_scene_cut, warp)
 
+from helpers import SMALL, run_cli, small_temporal_model
 from media import make_clip, make_png
 
-SMALL = {"widths": [8, 8, 8], "dilations": [1], "tophat": [5]}
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -159,15 +157,7 @@ class TestTemporalNet:
 
 @pytest.fixture(scope="module")
 def temporal_model(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    single = MaskGuidedNet(**SMALL)
-    for p in single.parameters():
-        p.data.normal_(0, 0.2)
-    tnet = TemporalMaskGuidedNet.from_single(single)
-    for p in tnet.parameters():  # make the neighbour weights matter too
-        p.data.add_(torch.randn_like(p) * 0.05)
-    d = tmp_path_factory.mktemp("tmodel")
-    return save_model(tnet, "temporal_maskguided", SMALL, d / "temporal.safetensors")
+    return small_temporal_model(tmp_path_factory.mktemp("tmodel") / "temporal.safetensors", perturb=0.05)
 
 
 class TestEngineAndSequence:
@@ -236,16 +226,6 @@ class TestEngineAndSequence:
         tr.restore(Window(a, 0, None, b))  # one neighbour: the temporal network
         assert tr.fallbacks == 1
         assert TemporalRestorer(r, temporal=False).restore(Window(a, 0, None, b)).image.tobytes() == a.tobytes()
-
-
-def run_cli(args, capsys):
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 class TestPipelines:
