@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default=None, help="comma list to compare, e.g. onnx,torch")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--tile", type=int, default=1024, help="tile size for the tiled rows (0 = untiled)")
+    p.add_argument("--tile", type=int, default=2048, help="tile size for the tiled rows (0 = untiled; 2048 = the CLI default)")
     p.add_argument("--overlap", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3)

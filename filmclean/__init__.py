@@ -9,4 +9,9 @@ Public library API (the CLI is a thin layer over these):
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: Default tile side in pixels (the CLI's ``--tile``). A 1080p frame is one tile, so no overlap is
+#: computed twice; a 4K frame is six tiles, which keeps the default model's peak memory under 2 GB
+#: (``benchmarks/bench_restore.py``). Kept here, free of imports, so the thin CLI can show it.
+DEFAULT_TILE = 2048
+
+__all__ = ["DEFAULT_TILE", "__version__"]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import DEFAULT_TILE, __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ def _model_options(f):
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--tile", type=click.IntRange(min=16), default=1024, show_default=True,
+        click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True,
                      help="Tile size in pixels; memory is bounded by the tile, not the frame."),
         click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
         click.option("--overlap", type=click.IntRange(min=0), default=None,

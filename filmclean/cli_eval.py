@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from . import DEFAULT_TILE
+
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
 
@@ -146,7 +148,7 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
               help="Damage polarity: dark (prints/slides), light (negatives) or drawn from the seed.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Report folder: report.json, per_frame.csv, ssim_per_frame.png and strip.png (replaced if present).")
-@click.option("--tile", type=click.IntRange(min=16), default=1024, show_default=True, help="Tile size for models.")
+@click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True, help="Tile size for models.")
 @click.option("--no-tile", is_flag=True, help="Run models on whole frames in one pass.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Mask models: damage probability from which a pixel is repaired.")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import DEFAULT_TILE
 from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
 
 
@@ -22,7 +23,7 @@ class RestoreOptions:
       conservative). Ignored by networks without a mask.
     """
 
-    tile: int | None = 1024
+    tile: int | None = DEFAULT_TILE
     overlap: int | None = None
     batch: int = 4
     threshold: float = 0.5

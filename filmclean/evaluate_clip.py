@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from . import DEFAULT_TILE
 from .errors import InputError, ModelError
 from .evaluate import (
     SSIM_SETTINGS,
@@ -244,7 +245,7 @@ def tmedian_clip_method(radius: int = 1, name: str | None = None) -> ClipMethod:
                       f"{TMEDIAN_PIX_FMT}", "reference", info={"radius": r, "pix_fmt": TMEDIAN_PIX_FMT})
 
 
-def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | None = 1024, threshold: float = 0.5,
+def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5,
                       overlap: int | None = None, batch: int = 4, backend: str = "auto", device: str = "auto",
                       threads: int | None = None, name: str | None = None) -> ClipMethod:
     """A model run by :func:`filmclean.sequence.restore_sequence`: ``temporal=False`` restores every
@@ -290,7 +291,7 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
                       info=info)
 
 
-def parse_clip_method(spec: str, *, tile: int | None = 1024, threshold: float = 0.5, overlap: int | None = None,
+def parse_clip_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5, overlap: int | None = None,
                       batch: int = 4, backend: str = "auto", device: str = "auto",
                       threads: int | None = None) -> ClipMethod:
     """Build a :class:`ClipMethod` from a ``--method`` value.
@@ -580,7 +581,7 @@ def evaluate_sequence(clean: Sequence[np.ndarray], methods: Sequence[ClipMethod]
 
 def evaluate_clip(clip_path: str | Path, methods: Sequence[str | ClipMethod], first: int = 0,
                   last: int | None = None, max_side: int | None = None, seed: int = 0, polarity: str = "random",
-                  out_dir: str | Path | None = None, *, params: Any = None, tile: int | None = 1024,
+                  out_dir: str | Path | None = None, *, params: Any = None, tile: int | None = DEFAULT_TILE,
                   threshold: float = 0.5, backend: str = "auto", device: str = "auto", threads: int | None = None,
                   figures: bool = True, progress: Callable[[str], None] | None = None) -> ClipEvaluation:
     """Read frames ``first .. last`` of ``clip_path`` (:func:`read_clip`), damage them once and score

@@ -2,8 +2,10 @@
 
     python scripts/ship_model.py runs/default [--models-dir models]              # single-frame default
     python scripts/ship_model.py runs/temporal --name temporal                    # temporal model
+    python scripts/ship_model.py runs/fill --weights last                         # the run's last weights
 
-Copies the run's best ``model.safetensors`` (adding the run's config and metrics to its
+Copies the run's best ``model.safetensors`` (or, with ``--weights last``, the weights of its last
+checkpoint: the end of the one-cycle schedule, when the validation set is too small to pick by) (adding the run's config and metrics to its
 ``filmclean.info`` metadata), exports ONNX with the parity check, writes ``SHA256SUMS`` and prints
 the sizes. The model card (``models/README.md``) is written by hand from ``filmclean evaluate``.
 """
@@ -21,6 +23,8 @@ def main() -> None:
     ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
     ap.add_argument("--name", choices=["default", "temporal"], default="default",
                     help="default: the single-frame default model; temporal: the model for reels and sequences")
+    ap.add_argument("--weights", choices=["best", "last"], default="best",
+                    help="best: the run's model.safetensors (best validation SSIM); last: its last checkpoint")
     args = ap.parse_args()
 
     from filmclean.modelfile import load_torch_network, save_model, sha256_file
@@ -29,7 +33,17 @@ def main() -> None:
     net, spec = load_torch_network(args.run_dir / "model.safetensors")
     state = json.loads((args.run_dir / "state.json").read_text()) if (args.run_dir / "state.json").is_file() else {}
     info = dict(spec.info)
-    info["training_run"] = {"config": json.loads((args.run_dir / "config.json").read_text()),
+    if args.weights == "last":
+        from filmclean.train.loop import network_from_checkpoint
+
+        net, _, _ = network_from_checkpoint(args.run_dir / "checkpoint.safetensors")
+        last = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if '"valid"' in line]
+        training = dict(info.get("training", {}))
+        if last:  # describe the last epoch, not the best one
+            training.update(epoch=last[-1]["epoch"], step=last[-1]["step"], valid_ssim=last[-1]["ssim"],
+                            valid_input_ssim=last[-1]["input_ssim"])
+        info["training"] = training
+    info["training_run"] = {"config": json.loads((args.run_dir / "config.json").read_text()), "weights": args.weights,
                             "best": state.get("best"), "step": state.get("step")}
     out = args.models_dir
     out.mkdir(parents=True, exist_ok=True)

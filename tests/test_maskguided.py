@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from filmclean.nets import build_network, network_info
-from filmclean.nets.maskguided import MaskGuidedNet
+from filmclean.nets.maskguided import MaskGuidedNet, push_pull_fill
 from filmclean.train.losses import build_loss
 from filmclean.train.maskloss import MaskGuidedLoss
 
@@ -29,9 +29,10 @@ class TestMaskGuidedNet:
         net = build_network("maskguided", {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]})
         assert isinstance(net, MaskGuidedNet)
 
-    def test_receptive_radius_is_an_upper_bound(self):
+    @pytest.mark.parametrize("fill_levels", [0, 3])
+    def test_receptive_radius_is_an_upper_bound(self, fill_levels):
         """Changing pixels farther than the radius from a pixel never changes that pixel's output."""
-        net = small_net()
+        net = small_net(fill_levels=fill_levels)
         r = net.receptive_radius
         size = 2 * r + 40
         size += (-size) % 8
@@ -39,6 +40,9 @@ class TestMaskGuidedNet:
         c = size // 2
         y = x.clone()
         y[..., : c - r - 1, :] = torch.rand_like(y[..., : c - r - 1, :])  # everything above the radius
+        if fill_levels:  # make the mask fire over a wide area, so that the fill reaches as far as it can
+            with torch.no_grad():
+                net.mask_head.bias.fill_(3.0)
         with torch.no_grad():
             a, ma = net(x)
             b, mb = net(y)
@@ -50,8 +54,9 @@ class TestMaskGuidedNet:
         with torch.no_grad():
             assert not torch.allclose(net(z)[1][..., c, c], ma[..., c, c])
 
-    def test_every_parameter_gets_a_gradient(self):
-        net = small_net().train()
+    @pytest.mark.parametrize("fill_levels", [0, 3])
+    def test_every_parameter_gets_a_gradient(self, fill_levels):
+        net = small_net(fill_levels=fill_levels).train()
         x = torch.rand(2, 3, 32, 32)
         mask = (torch.rand(2, 1, 32, 32) > 0.9).float() * 0.8
         loss, terms = MaskGuidedLoss()(net(x), {"input": x, "target": x.clamp(0.1, 0.9), "mask": mask})
@@ -71,15 +76,99 @@ class TestMaskGuidedNet:
         assert cues[0, 1, 20, 20] == pytest.approx(0.5) and cues[0, 0, 20, 20] == 0
         assert cues[0, :, 0:5, 25:32].abs().max() == 0  # flat areas give nothing
 
-    def test_onnx_parity(self, tmp_path):
+    @pytest.mark.parametrize("fill_levels", [0, 3])
+    def test_onnx_parity(self, tmp_path, fill_levels):
         from filmclean.modelfile import save_model
         from filmclean.onnx_export import export_onnx
 
-        net = small_net()
-        cfg = {"widths": [8, 12, 16], "dilations": [1, 2], "tophat": [5, 11]}
+        net = small_net(fill_levels=fill_levels)
+        cfg = {"widths": [8, 12, 16], "dilations": [1, 2], "tophat": [5, 11], "fill_levels": fill_levels}
         st = save_model(net, "maskguided", cfg, tmp_path / "m.safetensors")
         res = export_onnx(st, tmp_path / "m.onnx")
         assert res["max_abs_diff"] < 1e-3
+
+
+class TestPushPullFill:
+    def test_trusted_pixels_are_kept_and_a_hole_in_a_flat_area_takes_its_value(self):
+        x = torch.rand(1, 3, 64, 64) * 0.2 + 0.4
+        w = torch.ones(1, 1, 64, 64)
+        x[..., 20:26, 30:35] = 1.0  # a speck ...
+        w[..., 20:26, 30:35] = 0.0  # ... that the mask calls damaged
+        flat = x.clone()
+        flat[:] = 0.5
+        flat[..., 20:26, 30:35] = 1.0
+        out = push_pull_fill(x, w, 3)
+        hole = w[0, 0] == 0
+        assert torch.equal(out[..., ~hole], x[..., ~hole])  # weight 1: unchanged
+        assert torch.allclose(push_pull_fill(flat, w, 3)[..., hole], torch.tensor(0.5), atol=2e-3)
+        assert (out[..., hole] - 0.5).abs().max() < 0.1  # filled from the surroundings' 0.4..0.6
+
+    def test_fill_follows_a_gradient_across_a_thin_scratch(self):
+        ramp = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).clone()
+        w = torch.ones(1, 1, 64, 64)
+        w[..., 10:54, 31:33] = 0.0  # a vertical scratch two pixels wide
+        damaged = ramp.clone()
+        damaged[..., 10:54, 31:33] = 0.0
+        out = push_pull_fill(damaged, w, 3)
+        err = (out - ramp)[..., 10:54, 31:33].abs().max()
+        assert err < 0.03  # the ramp rises 1/63 per pixel: the fill is within two steps of it
+
+    def test_half_trusted_pixels_and_levels_zero(self):
+        x = torch.rand(2, 3, 16, 16)
+        assert torch.equal(push_pull_fill(x, torch.ones(2, 1, 16, 16), 0), x)
+        assert torch.equal(push_pull_fill(x, torch.full((2, 1, 16, 16), 0.5), 2), x)  # gain 2: weight 0.5 is enough
+
+    def test_a_hole_wider_than_the_pyramid_gets_the_local_average(self):
+        x = torch.full((1, 3, 64, 64), 0.3)
+        w = torch.ones(1, 1, 64, 64)
+        x[..., 16:48, 16:48] = 0.9
+        w[..., 16:48, 16:48] = 0.0
+        out = push_pull_fill(x, w, 2)  # 4-px cells: the middle of a 32-px hole has no trusted pixel near
+        assert out[0, 0, 32, 32] == pytest.approx(0.9, abs=1e-3)
+        assert out[0, 0, 17, 17] < 0.75  # near its edge the surroundings pull it towards their 0.3
+
+
+class TestFillAndRefine:
+    def test_contract_and_size_multiple(self):
+        net = small_net(fill_levels=4)
+        assert net.size_multiple == 16 and network_info(net)["size_multiple"] == 16
+        restored, mask = net(torch.rand(1, 3, 48, 64))
+        assert restored.shape == (1, 3, 48, 64) and mask.shape == (1, 1, 48, 64)
+        assert restored.min() >= 0 and restored.max() <= 1
+        with pytest.raises(ValueError):
+            MaskGuidedNet(fill_levels=-1)
+
+    def test_from_base_keeps_the_mask_and_repairs_a_detected_speck_from_its_surroundings(self):
+        base = small_net()
+        with torch.no_grad():
+            base.head.bias[12:16].fill_(-20.0)  # mask: nothing damaged ...
+        x = torch.full((1, 3, 64, 64), 0.4)
+        x[..., 30:33, 30:33] = 1.0
+        net = MaskGuidedNet.from_base(base, 3).eval()
+        with torch.no_grad():
+            _, m0 = base(x)
+            _, m1 = net(x)
+            assert torch.equal(m0, m1)
+            net.mask_head.bias.copy_(torch.tensor([-20.0] * 4))
+            net.mask_head.weight.zero_()
+            r, m = net(x)
+        assert float(m.max()) < 1e-6
+        assert torch.allclose(r, x, atol=0.01)  # no damage found: the fill is the picture itself
+        with torch.no_grad():
+            logits = torch.full((1, 1, 64, 64), -20.0)
+            logits[..., 30:33, 30:33] = 20.0  # ... until the mask covers the speck
+            net.mask_head.bias.zero_()
+            # feed the wanted logits through the 2x2 fold: the mask head's bias per sub-pixel can't,
+            # so check the fill the network would use directly
+            fill = push_pull_fill(x, 1 - torch.sigmoid(logits), 3)
+        assert (fill[..., 30:33, 30:33] - 0.4).abs().max() < 1e-3
+        with pytest.raises(ValueError):
+            MaskGuidedNet.from_base(net, 3)
+
+    def test_state_dict_keys(self):
+        net = small_net(fill_levels=3)
+        keys = set(net.state_dict())
+        assert "head.weight" not in keys and {"mask_head.weight", "refine.0.0.weight", "refine.1.weight"} <= keys
 
 
 class TestMaskGuidedLoss:

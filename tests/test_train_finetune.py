@@ -59,3 +59,24 @@ def test_init_from_starts_from_the_given_weights(clean_dir, tmp_path):
     wrong = save_model(build_network("identity", {}), "identity", {}, tmp_path / "wrong.safetensors")
     with pytest.raises(InputError, match="identity"):
         train(config.replace(init_from=str(wrong)), tmp_path / "run2", progress=False, max_steps=1)
+
+
+def test_init_from_a_network_without_the_fill_keeps_its_weights_and_mask(clean_dir, tmp_path):
+    torch.manual_seed(4)
+    base_cfg = {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]}
+    base = build_network("maskguided", base_cfg).eval()
+    src = save_model(base, "maskguided", base_cfg, tmp_path / "base.safetensors")
+    fill_cfg = {**base_cfg, "fill_levels": 2}
+    config = TrainConfig(arch="maskguided", arch_config=fill_cfg, loss="maskguided", clean_dir=str(clean_dir),
+                         init_from=str(src), augment=False, valid_fraction=0.25,
+                         stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),))
+    train(config, tmp_path / "run", progress=False, max_steps=1)
+    from filmclean.train.loop import network_from_checkpoint
+
+    net, arch, cfg = network_from_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    assert arch == "maskguided" and cfg["fill_levels"] == 2 and net.fill_levels == 2
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net(x)[1], base(x)[1], atol=1e-5)  # the same mask: only the repair changed
+    assert torch.allclose(net.stem[0].weight, base.stem[0].weight, atol=1e-6)
+    assert torch.allclose(net.mask_head.weight, base.head.weight[12:16], atol=1e-6)

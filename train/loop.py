@@ -793,6 +793,9 @@ def _train(
             from filmclean.nets.temporal import TemporalMaskGuidedNet
 
             src = TemporalMaskGuidedNet.from_single(src)  # computes what the single-frame network does
+        elif (config.arch == "maskguided" and spec.arch == "maskguided" and not src.fill_levels
+              and int(config.arch_config.get("fill_levels", 0))):
+            src = type(src).from_base(src, int(config.arch_config["fill_levels"]))  # same mask, fill-based repair
         elif spec.arch != config.arch:
             raise InputError(f"init_from holds a {spec.arch!r} network, the run trains {config.arch!r}", config.init_from)
         try:

@@ -18,6 +18,15 @@ context around large blotches; skip connections are added (not concatenated) to 
 both heads are pixel-shuffled back to full resolution. No attention, so tiling is exact given
 enough overlap (see ``receptive_radius``).
 
+Fill-and-refine repair (``fill_levels > 0``): instead of predicting the repair as a change of the
+damaged picture, the network first fills the pixels its mask calls damaged from the pixels around
+them (:func:`push_pull_fill`, a normalised-convolution image pyramid weighted by ``1 - mask``,
+``fill_levels`` levels deep) and then refines that fill with two convolutions at 1/2 scale which
+see the fill, the damaged picture (faint damage can be undone rather than painted over), the mask
+and the decoder's features (context for holes larger than the pyramid reaches). The mask head is
+then a separate 4-channel convolution. :meth:`MaskGuidedNet.from_base` turns a trained network
+without the fill into one with it, keeping every shared weight (the mask is unchanged at first).
+
 Detection cues: besides the picture, the network sees morphological top-hat maps of the luminance
 at two scales (closing minus picture for dark specks, picture minus opening for light ones, made
 with max-pooling). These are the classical dust detectors and let the network learn what dust
@@ -50,12 +59,40 @@ class _ResBlock(nn.Module):
         return F.leaky_relu(x + self.b(self.a(x)), 0.1)
 
 
+def push_pull_fill(x: torch.Tensor, weight: torch.Tensor, levels: int, gain: float = 2.0) -> torch.Tensor:
+    """Fill low-weight pixels of ``x`` from high-weight ones (normalised-convolution pyramid).
+
+    ``x`` ``(N, C, H, W)``; ``weight`` ``(N, 1, H, W)`` in ``[0, 1]`` (1 = trusted pixel); ``H`` and
+    ``W`` multiples of ``2 ** levels``. Push: weighted 2x2 averages ``levels`` times. Pull: from the
+    coarsest level down, each level keeps its own weighted average where it holds enough weight
+    (``gain * mean weight >= 1`` keeps it entirely) and takes the bilinearly enlarged coarser
+    estimate elsewhere. A pixel with weight ``>= 1 - 1/gain`` is returned unchanged; a hole wider than
+    ``2 ** levels`` pixels ends up with the plain (unweighted) local average of the coarsest level.
+    Differentiable in ``x`` and ``weight``; exports to ONNX (average pooling, bilinear resize).
+    """
+    nums, dens = [x * weight], [weight]
+    for _ in range(levels):
+        nums.append(F.avg_pool2d(nums[-1], 2))
+        dens.append(F.avg_pool2d(dens[-1], 2))
+    eps = 1e-3
+    est = (nums[-1] + eps * F.avg_pool2d(x, 2 ** levels)) / (dens[-1] + eps) if levels else x
+    for level in range(levels - 1, -1, -1):
+        up = F.interpolate(est, scale_factor=2.0, mode="bilinear", align_corners=False)
+        keep = (gain * dens[level]).clamp(max=1.0)
+        est = keep * (nums[level] / dens[level].clamp_min(1e-6)) + (1.0 - keep) * up
+    return est
+
+
 class MaskGuidedNet(nn.Module):
     """Mask-predicting restoration network (see module docstring for the contract).
 
     Args:
         widths: channels at 1/2, 1/4 and 1/8 scale.
         dilations: dilation of each residual block at 1/8 scale (context for large damage).
+        tophat: sizes of the top-hat cue maps.
+        fill_levels: 0 for a repair predicted as a change of the input (maskguided-v1); ``L > 0``
+            for the fill-and-refine repair with an ``L``-level push-pull fill (``size_multiple``
+            becomes ``max(8, 2 ** L)``).
     """
 
     has_mask = True
@@ -63,9 +100,13 @@ class MaskGuidedNet(nn.Module):
 
     def __init__(self, widths: tuple[int, int, int] | list[int] = (24, 48, 96),
                  dilations: tuple[int, ...] | list[int] = (1, 2, 4),
-                 tophat: tuple[int, ...] | list[int] = (5, 11)) -> None:
+                 tophat: tuple[int, ...] | list[int] = (5, 11), fill_levels: int = 0) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in widths)
+        self.fill_levels = int(fill_levels)
+        if self.fill_levels < 0 or self.fill_levels > 8:
+            raise ValueError(f"fill_levels must be 0..8, got {fill_levels}")
+        self.size_multiple = max(8, 2 ** self.fill_levels)
         self.widths = (c1, c2, c3)
         self.dilations = tuple(int(d) for d in dilations)
         self.tophat = tuple(int(k) for k in tophat)
@@ -80,7 +121,12 @@ class MaskGuidedNet(nn.Module):
         self.dec2 = _ConvAct(c2, c2)
         self.up2 = nn.Conv2d(c2, c1, 1)
         self.dec1 = _ConvAct(c1, c1)
-        self.head = _conv(c1 + 12, 16)            # 12 = RGB residual x 4 sub-pixels, 4 = mask logits x 4
+        if self.fill_levels:
+            self.mask_head = _conv(c1 + 12, 4)    # mask logits x 4 sub-pixels
+            # refine: decoder features + picture + fill + mask (all 2x2-folded) -> RGB change of the fill
+            self.refine = nn.Sequential(_ConvAct(c1 + 12 + 12 + 4, c1), _conv(c1, 12))
+        else:
+            self.head = _conv(c1 + 12, 16)        # 12 = RGB residual x 4 sub-pixels, 4 = mask logits x 4
         # receptive radius in full-resolution pixels (each 3x3 conv at scale s adds s * dilation)
         r = 2 * 2  # stem + enc1 at 1/2
         r += 2 + 4  # down2 (stride conv at 1/2 input) + enc2 at 1/4
@@ -89,12 +135,17 @@ class MaskGuidedNet(nn.Module):
         r += 4 + 2 + 2  # dec2 at 1/4, dec1 at 1/2, head at 1/2
         r += 8  # nearest upsampling and the 2x2 fold
         r += max(self.tophat, default=0) - 1  # closing/opening = two poolings of radius k // 2
+        if self.fill_levels:
+            # the fill reads the mask up to sum(1.5 * 2^l) px away (2x2 pooling + bilinear pull per
+            # level), rounded up; the refine convolutions add 2 px each at 1/2 scale
+            r += int(sum(1.5 * 2 ** lv for lv in range(1, self.fill_levels + 1))) + 1 + 4
         self.receptive_radius = int(r)
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
                 nn.init.kaiming_normal_(mod.weight, a=0.1, nonlinearity="leaky_relu")
                 nn.init.zeros_(mod.bias)
-        nn.init.normal_(self.head.weight, std=1e-3)
+        for last in ((self.mask_head, self.refine[1]) if self.fill_levels else (self.head,)):
+            nn.init.normal_(last.weight, std=1e-3)
 
     def cues(self, x: torch.Tensor) -> torch.Tensor:
         """Top-hat maps ``(N, 2 * len(tophat), H, W)`` of the luminance (dark then light per scale)."""
@@ -107,8 +158,8 @@ class MaskGuidedNet(nn.Module):
             maps += [closing - y, y - opening]
         return torch.cat(maps, dim=1)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(delta, mask_logits)`` at full resolution: ``(N,3,H,W)`` and ``(N,1,H,W)``."""
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d1, x2)``: decoder features ``(N, c1, H/2, W/2)`` and the 2x2-folded picture."""
         x2 = F.pixel_unshuffle(x, 2)
         cues = F.pixel_unshuffle(self.cues(x), 2) * 4.0
         e1 = self.enc1(self.stem(torch.cat([x2, cues], dim=1)))
@@ -116,10 +167,46 @@ class MaskGuidedNet(nn.Module):
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)
         d1 = self.dec1(F.interpolate(self.up2(d2), scale_factor=2.0, mode="nearest") + e1)
+        return d1, x2
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(delta, mask_logits)`` at full resolution: ``(N,3,H,W)`` and ``(N,1,H,W)``.
+
+        ``x + delta`` is the repair (unclamped)."""
+        d1, x2 = self.trunk(x)
+        if self.fill_levels:
+            logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2], dim=1)), 2)
+            prob = torch.sigmoid(logits)
+            fill = push_pull_fill(x, 1.0 - prob, self.fill_levels)
+            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2)], dim=1))
+            return fill + F.pixel_shuffle(change, 2) - x, logits
         out = self.head(torch.cat([d1, x2], dim=1))
         delta = F.pixel_shuffle(out[:, :12], 2)
         logits = F.pixel_shuffle(out[:, 12:], 2)
         return delta, logits
+
+    @classmethod
+    def from_base(cls, base: "MaskGuidedNet", fill_levels: int) -> "MaskGuidedNet":
+        """A fill-and-refine network with every weight of ``base`` (a ``fill_levels=0`` network).
+
+        Its mask is exactly ``base``'s (the mask head is ``base``'s head's mask channels); its repair
+        starts as the push-pull fill, since the refine's last layer starts near zero.
+        """
+        if base.fill_levels:
+            raise ValueError("from_base needs a network without the fill (fill_levels=0)")
+        net = cls(base.widths, base.dilations, base.tophat, fill_levels=fill_levels)
+        src = base.state_dict()
+        dst = net.state_dict()
+        with torch.no_grad():
+            for name, value in src.items():
+                if name == "head.weight":
+                    dst["mask_head.weight"].copy_(value[12:16])
+                elif name == "head.bias":
+                    dst["mask_head.bias"].copy_(value[12:16])
+                else:
+                    dst[name].copy_(value)
+        net.load_state_dict(dst)
+        return net
 
     def forward(self, x: torch.Tensor):
         """Eval mode: ``(restored, mask)`` as in the module contract.
