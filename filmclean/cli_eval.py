@@ -15,6 +15,23 @@ from . import DEFAULT_TILE
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
 
+def _model_options(f):
+    """``--tile/--no-tile/--threshold/--backend/--device`` as ``filmclean restore`` has them, so an
+    evaluation runs models exactly as a user's restore does."""
+    opts = [
+        click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True,
+                     help="Tile size for models (images are cut into tiles as by restore)."),
+        click.option("--no-tile", is_flag=True, help="Run models on whole images/frames in one pass."),
+        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+                     help="Mask models: damage probability from which a pixel is repaired."),
+        click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
     text = str(value).strip().lower()
     if text != "full" and not (text.isdigit() and int(text) >= 16):
@@ -57,13 +74,7 @@ def _console():
                    "[default: identity, dns, oracle (if masks), default (if installed)]")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Report folder: report.json, per_image.csv and PNG figures (replaced if present).")
-@click.option("--tile", type=click.IntRange(min=16), default=512, show_default=True,
-              help="Tile size for model files (whole images are cut into tiles).")
-@click.option("--no-tile", is_flag=True, help="Run model files on whole images in one pass.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Mask models: damage probability from which a pixel is repaired.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_model_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs (by name).")
 @click.option("--worst", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rows of each worst-case contact sheet (0 = none).")
@@ -148,12 +159,7 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
               help="Damage polarity: dark (prints/slides), light (negatives) or drawn from the seed.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Report folder: report.json, per_frame.csv, ssim_per_frame.png and strip.png (replaced if present).")
-@click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True, help="Tile size for models.")
-@click.option("--no-tile", is_flag=True, help="Run models on whole frames in one pass.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Mask models: damage probability from which a pixel is repaired.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_model_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference.")
 @click.option("--no-figures", is_flag=True, help="Write report.json and per_frame.csv only.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")

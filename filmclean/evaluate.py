@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from . import DEFAULT_TILE
 from .errors import FilmcleanError, InputError, OutputError
 
 __all__ = [
@@ -590,7 +591,7 @@ def oracle_method(radius: int = 3, name: str | None = None) -> Method:
                   needs_mask=True, info={"radius": r})
 
 
-def model_method(path: str | Path | None, *, tile: int | None = 512, threshold: float = 0.5,
+def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5,
                  overlap: int | None = None, batch: int = 4, backend: str = "auto", device: str = "auto",
                  threads: int | None = None, name: str | None = None) -> Method:
     """A filmclean model file (``.safetensors``/``.onnx``; ``None`` = the shipped default model)
@@ -635,7 +636,7 @@ def _parse_params(text: str, allowed: Mapping[str, type], spec: str) -> dict[str
     return out
 
 
-def parse_method(spec: str, *, tile: int | None = 512, threshold: float = 0.5, overlap: int | None = None,
+def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5, overlap: int | None = None,
                  batch: int = 4, backend: str = "auto", device: str = "auto", threads: int | None = None) -> Method:
     """Build a :class:`Method` from a ``--model`` value.
 
