@@ -119,9 +119,10 @@ class TestStack:
 
 
 class TestTemporalNet:
-    def test_from_single_computes_the_same(self):
+    @pytest.mark.parametrize("fill_levels", [0, 2])
+    def test_from_single_computes_the_same(self, fill_levels):
         torch.manual_seed(0)
-        single = MaskGuidedNet(**SMALL).eval()
+        single = MaskGuidedNet(**SMALL, fill_levels=fill_levels).eval()
         for p in single.parameters():  # a trained-looking head, not the near-zero init
             p.data.normal_(0, 0.1)
         tnet = TemporalMaskGuidedNet.from_single(single).eval()
@@ -131,6 +132,7 @@ class TestTemporalNet:
         torch.testing.assert_close(a[0], b[0], atol=1e-6, rtol=0)
         torch.testing.assert_close(a[1], b[1], atol=1e-6, rtol=0)
         assert network_info(tnet)["in_channels"] == 11 and network_info(single)["in_channels"] == 3
+        assert tnet.fill_levels == fill_levels and tnet.receptive_radius == single.receptive_radius
 
     def test_shapes_ranges_and_new_weights_learn(self):
         tnet = TemporalMaskGuidedNet.from_single(MaskGuidedNet(**SMALL)).train()
@@ -182,6 +184,19 @@ class TestEngineAndSequence:
         assert packets == ["p1", "p2"]
         assert [(w.prev, w.current, w.next) for w in wins] == [(None, "a0", "a1"), ("a0", "a1", "c"), ("c", "a2", None)]
         assert [w.index for w in wins] == [0, 1, 3]
+
+    def test_fill_and_refine_network_exports_to_onnx(self, tmp_path):
+        from filmclean.modelfile import save_model
+        from filmclean.onnx_export import export_onnx
+
+        torch.manual_seed(1)
+        cfg = {**SMALL, "fill_levels": 2}
+        net = TemporalMaskGuidedNet(**cfg).eval()
+        for p in net.parameters():  # weights that make the mask, the fill and the refine all matter
+            p.data.normal_(0, 0.1)
+        st = save_model(net, "temporal_maskguided", cfg, tmp_path / "t.safetensors")
+        rep = export_onnx(st, tmp_path / "t.onnx")
+        assert rep["in_channels"] == 11 and rep["max_abs_diff"] < 1e-3
 
     def test_onnx_matches_torch(self, temporal_model, tmp_path):
         from filmclean.onnx_export import export_onnx

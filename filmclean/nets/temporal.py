@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .maskguided import MaskGuidedNet, _conv, _ConvAct
+from .maskguided import MaskGuidedNet, _conv, _ConvAct, push_pull_fill
 
 EXTRA = 8  # neighbour RGB x 2 + trust x 2
 TEMPORAL_CUES = 3
@@ -41,23 +41,32 @@ TEMPORAL_CUES = 3
 class TemporalMaskGuidedNet(MaskGuidedNet):
     """Mask-guided restoration of the current frame from the 11-channel stack (see module docstring).
 
-    Args: as :class:`MaskGuidedNet` (``widths``, ``dilations``, ``tophat``).
+    Args: as :class:`MaskGuidedNet` (``widths``, ``dilations``, ``tophat``, ``fill_levels``). With
+    ``fill_levels > 0`` the fill is made from the current frame and both the mask head and the
+    refine also see the aligned neighbours and trusts (appended after the single-frame inputs).
     """
 
     in_channels = 11
 
     def __init__(self, widths: tuple[int, int, int] | list[int] = (24, 48, 96),
                  dilations: tuple[int, ...] | list[int] = (1, 2, 4),
-                 tophat: tuple[int, ...] | list[int] = (5, 11)) -> None:
-        super().__init__(widths, dilations, tophat)
+                 tophat: tuple[int, ...] | list[int] = (5, 11), fill_levels: int = 0) -> None:
+        super().__init__(widths, dilations, tophat, fill_levels)
         c1 = self.widths[0]
         self.n_single_stem = 12 + 4 * 2 * len(self.tophat)
         self.stem = _ConvAct(self.n_single_stem + 4 * EXTRA + 4 * TEMPORAL_CUES, c1)
-        self.head = _conv(c1 + 12 + 4 * EXTRA, 16)
-        for conv in (self.stem[0], self.head):
+        if self.fill_levels:
+            self.mask_head = _conv(c1 + 12 + 4 * EXTRA, 4)
+            self.refine = nn.Sequential(_ConvAct(c1 + 12 + 12 + 4 + 4 * EXTRA, c1), _conv(c1, 12))
+            new, last = (self.stem[0], self.mask_head, self.refine[0][0], self.refine[1]), (self.mask_head, self.refine[1])
+        else:
+            self.head = _conv(c1 + 12 + 4 * EXTRA, 16)
+            new, last = (self.stem[0], self.head), (self.head,)
+        for conv in new:
             nn.init.kaiming_normal_(conv.weight, a=0.1, nonlinearity="leaky_relu")
             nn.init.zeros_(conv.bias)
-        nn.init.normal_(self.head.weight, std=1e-3)
+        for conv in last:
+            nn.init.normal_(conv.weight, std=1e-3)
 
     @staticmethod
     def temporal_cues(x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +91,12 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)
         d1 = self.dec1(F.interpolate(self.up2(d2), scale_factor=2.0, mode="nearest") + e1)
+        if self.fill_levels:
+            logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, extra2], dim=1)), 2)
+            prob = torch.sigmoid(logits)
+            fill = push_pull_fill(cur, 1.0 - prob, self.fill_levels)
+            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), extra2], dim=1))
+            return fill + F.pixel_shuffle(change, 2) - cur, logits
         out = self.head(torch.cat([d1, x2, extra2], dim=1))
         delta = F.pixel_shuffle(out[:, :12], 2)
         logits = F.pixel_shuffle(out[:, 12:], 2)
@@ -97,7 +112,7 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
     @classmethod
     def from_single(cls, single: MaskGuidedNet) -> "TemporalMaskGuidedNet":
         """A temporal network computing exactly what ``single`` computes (new input weights zero)."""
-        net = cls(single.widths, single.dilations, single.tophat)
+        net = cls(single.widths, single.dilations, single.tophat, fill_levels=single.fill_levels)
         src = single.state_dict()
         dst = net.state_dict()
         with torch.no_grad():
@@ -105,7 +120,7 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
                 target = dst[name]
                 if target.shape == value.shape:
                     target.copy_(value)
-                elif name in ("stem.0.weight", "head.weight"):
+                elif name in ("stem.0.weight", "head.weight", "mask_head.weight", "refine.0.0.weight"):
                     target.zero_()
                     target[:, : value.shape[1]].copy_(value)
                 else:  # pragma: no cover - the two architectures differ only there
