@@ -174,16 +174,22 @@ class MaskGuidedNet(nn.Module):
 
         ``x + delta`` is the repair (unclamped)."""
         d1, x2 = self.trunk(x)
+        return self.heads(d1, x, x2)
+
+    def heads(self, d1: torch.Tensor, x: torch.Tensor, x2: torch.Tensor,
+              extra2: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(delta, mask_logits)`` from the decoder features ``d1``, the picture ``x`` (RGB), its 2x2
+        fold ``x2`` and optional further folded inputs ``extra2`` (a temporal network's neighbours),
+        which the heads see after the single-frame inputs."""
+        more = [] if extra2 is None else [extra2]
         if self.fill_levels:
-            logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2], dim=1)), 2)
+            logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, *more], dim=1)), 2)
             prob = torch.sigmoid(logits)
             fill = push_pull_fill(x, 1.0 - prob, self.fill_levels)
-            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2)], dim=1))
+            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), *more], dim=1))
             return fill + F.pixel_shuffle(change, 2) - x, logits
-        out = self.head(torch.cat([d1, x2], dim=1))
-        delta = F.pixel_shuffle(out[:, :12], 2)
-        logits = F.pixel_shuffle(out[:, 12:], 2)
-        return delta, logits
+        out = self.head(torch.cat([d1, x2, *more], dim=1))
+        return F.pixel_shuffle(out[:, :12], 2), F.pixel_shuffle(out[:, 12:], 2)
 
     @classmethod
     def from_base(cls, base: "MaskGuidedNet", fill_levels: int) -> "MaskGuidedNet":

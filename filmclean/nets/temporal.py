@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .maskguided import MaskGuidedNet, _conv, _ConvAct, push_pull_fill
+from .maskguided import MaskGuidedNet, _conv, _ConvAct
 
 EXTRA = 8  # neighbour RGB x 2 + trust x 2
 TEMPORAL_CUES = 3
@@ -91,16 +91,7 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)
         d1 = self.dec1(F.interpolate(self.up2(d2), scale_factor=2.0, mode="nearest") + e1)
-        if self.fill_levels:
-            logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, extra2], dim=1)), 2)
-            prob = torch.sigmoid(logits)
-            fill = push_pull_fill(cur, 1.0 - prob, self.fill_levels)
-            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), extra2], dim=1))
-            return fill + F.pixel_shuffle(change, 2) - cur, logits
-        out = self.head(torch.cat([d1, x2, extra2], dim=1))
-        delta = F.pixel_shuffle(out[:, :12], 2)
-        logits = F.pixel_shuffle(out[:, 12:], 2)
-        return delta, logits
+        return self.heads(d1, cur, x2, extra2)
 
     def forward(self, x: torch.Tensor):
         delta, logits = self.features(x)
