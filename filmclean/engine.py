@@ -9,6 +9,9 @@ import numpy as np
 from . import DEFAULT_TILE
 from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
 
+#: values of :attr:`RestoreOptions.dust` (and of the CLI's ``--dust``)
+DUST_POLARITIES = ("any", "dark", "light")
+
 
 @dataclass(frozen=True)
 class RestoreOptions:
@@ -20,20 +23,34 @@ class RestoreOptions:
     - ``batch``: tiles per network call;
     - ``threshold``: for mask networks, the damage probability at or above which a pixel is
       replaced by the repair; below it the input pixel passes through unchanged (higher is more
-      conservative). Ignored by networks without a mask.
+      conservative). Ignored by networks without a mask;
+    - ``dust``: which way damage changes the picture, for mask networks. ``"any"``: either way
+      (the default: prints carry dark dirt of their own and light spots from dirt on the negative
+      they were printed from). ``"dark"``: damage only darkens (slides, prints, positive film
+      scanned directly) -- the repair may only brighten a pixel, channel by channel, and a pixel it
+      would only darken is left alone. ``"light"``: damage only brightens (negatives scanned and
+      inverted) -- the converse. Bright highlights and specular glints are then never taken for
+      dark dust, and dark pebbles or pupils never for light dust.
     """
 
     tile: int | None = DEFAULT_TILE
     overlap: int | None = None
     batch: int = 4
     threshold: float = 0.5
+    dust: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.dust not in DUST_POLARITIES:
+            raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {self.dust!r}")
 
 
 @dataclass
 class RestoredFrame:
     """``image``: ``(H, W, 3)`` float32 in ``[0, 1]``; ``mask``: ``(H, W)`` float32 or ``None``.
 
-    For mask networks ``mask`` is the network's damage probability (before thresholding).
+    For mask networks ``mask`` is the network's damage probability (before thresholding); with a
+    dust polarity (:attr:`RestoreOptions.dust`) it is 0 where the repair would only have moved the
+    pixel the other way, so it shows what can be repaired.
     """
 
     image: np.ndarray
@@ -122,8 +139,30 @@ class Restorer:
             image = np.clip(np.transpose(restored, (1, 2, 0)), 0.0, 1.0)
             return RestoredFrame(np.ascontiguousarray(image, dtype=np.float32), None)
         prob = np.clip(mask_acc.result()[0], 0.0, 1.0)
-        image = composite(rgb, np.transpose(restored, (1, 2, 0)), prob, o.threshold)
+        repaired = np.transpose(restored, (1, 2, 0))
+        if o.dust != "any":
+            repaired = polarity_clamp(rgb, repaired, o.dust)
+            prob = np.where((repaired == rgb).all(axis=-1), np.float32(0.0), prob)
+        image = composite(rgb, repaired, prob, o.threshold)
         return RestoredFrame(image, prob.astype(np.float32))
+
+
+def polarity_clamp(rgb: np.ndarray, repaired: np.ndarray, dust: str) -> np.ndarray:
+    """The repair limited to the direction damage of polarity ``dust`` can be undone in.
+
+    ``dust="dark"``: ``max(repaired, rgb)`` per channel (dark damage only ever darkened the pixel,
+    so the clean value is at least the input); ``"light"``: ``min(repaired, rgb)``; ``"any"``:
+    ``repaired`` unchanged. ``rgb``, ``repaired``: ``(H, W, 3)`` float32. Under the damage model
+    (:mod:`filmclean.train.synth`) the clamped repair is never further from the clean pixel than
+    the unclamped one.
+    """
+    if dust == "dark":
+        return np.maximum(repaired, rgb)
+    if dust == "light":
+        return np.minimum(repaired, rgb)
+    if dust == "any":
+        return repaired
+    raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
 
 
 def composite(rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:

@@ -593,15 +593,18 @@ def oracle_method(radius: int = 3, name: str | None = None) -> Method:
 
 def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5,
                  overlap: int | None = None, batch: int = 4, backend: str = "auto", device: str = "auto",
-                 threads: int | None = None, name: str | None = None) -> Method:
+                 threads: int | None = None, name: str | None = None, dust: str = "any") -> Method:
     """A filmclean model file (``.safetensors``/``.onnx``; ``None`` = the shipped default model)
     loaded with :func:`filmclean.model.load_model` and run by :class:`filmclean.engine.Restorer`
-    (``tile=None``: whole frames). Raises :class:`filmclean.errors.ModelError` if it cannot load."""
-    from .engine import RestoreOptions, Restorer
+    (``tile=None``: whole frames; ``dust``: :attr:`filmclean.engine.RestoreOptions.dust`).
+    Raises :class:`filmclean.errors.ModelError` if it cannot load."""
+    from .engine import DUST_POLARITIES, RestoreOptions, Restorer
     from .model import default_model_paths, file_digest, load_model
 
+    if dust not in DUST_POLARITIES:
+        raise InputError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
     be = load_model(path, backend=backend, device=device, threads=threads)
-    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold))
+    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust))
     if path is None:
         st, ox = default_model_paths()
         file = st or ox
@@ -609,13 +612,15 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
         file = Path(path)
     info = {"file": str(file) if file else None, "sha256_12": file_digest(file) if file else None,
             "backend": be.describe(), "tile": tile, "overlap": restorer.overlap, "batch": batch,
-            "threshold": threshold if restorer.has_mask else None}
+            "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None}
     label = name or ("default" if path is None else Path(path).name)
     return Method(label, lambda image, mask: restorer.restore(image).image,
                   f"model {file.name if file else 'default'} via {be.describe()}", "model", info=info)
 
 
 def _parse_params(text: str, allowed: Mapping[str, type], spec: str) -> dict[str, Any]:
+    """``key=value,...`` parameters of a method spec; ``allowed`` maps each key to int, float or
+    a tuple of the strings it may take."""
     out: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         key, eq, value = part.partition("=")
@@ -623,6 +628,12 @@ def _parse_params(text: str, allowed: Mapping[str, type], spec: str) -> dict[str
         if not eq or key not in allowed:
             raise InputError(f"bad model parameter {part!r} in {spec!r}; allowed: "
                              f"{', '.join(f'{k}=' for k in allowed) or 'none'}")
+        kind = allowed[key]
+        if isinstance(kind, tuple):
+            if value.strip() not in kind:
+                raise InputError(f"parameter {key} in {spec!r} must be one of {', '.join(kind)}, got {value!r}")
+            out[key] = value.strip()
+            continue
         try:
             num = float(value)
         except ValueError:
@@ -637,7 +648,8 @@ def _parse_params(text: str, allowed: Mapping[str, type], spec: str) -> dict[str
 
 
 def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5, overlap: int | None = None,
-                 batch: int = 4, backend: str = "auto", device: str = "auto", threads: int | None = None) -> Method:
+                 batch: int = 4, backend: str = "auto", device: str = "auto", threads: int | None = None,
+                 dust: str = "any") -> Method:
     """Build a :class:`Method` from a ``--model`` value.
 
     - a path to a model file (ends in ``.safetensors``/``.onnx`` or is an existing file):
@@ -647,17 +659,31 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     - ``oracle`` or ``oracle:radius=R`` (default 3): :func:`oracle_method`;
     - ``default``: the shipped default model.
 
+    Models (files and ``default``) take ``:dust=any|dark|light,threshold=T`` after the name, which
+    override ``dust`` and ``threshold`` for that model alone (``default:dust=dark``,
+    ``my.onnx:threshold=0.7``), so one run can compare settings side by side.
+
     The method's name is ``spec`` as given (a file's name for paths). Raises :class:`InputError`
     for unknown names, bad parameters or a missing model file.
     """
+    from .engine import DUST_POLARITIES
+
     text = spec.strip()
-    path = Path(text).expanduser()
+    model_params = {"dust": DUST_POLARITIES, "threshold": float}
     opts = {"tile": tile, "threshold": threshold, "overlap": overlap, "batch": batch, "backend": backend,
-            "device": device, "threads": threads}
+            "device": device, "threads": threads, "dust": dust}
+    path, args = Path(text).expanduser(), ""
+    if not path.is_file() and ":" in text:
+        head, _, tail = text.rpartition(":")
+        if Path(head).suffix.lower() in (".safetensors", ".onnx") or Path(head).expanduser().is_file():
+            path, args = Path(head).expanduser(), tail
     if path.suffix.lower() in (".safetensors", ".onnx") or path.is_file():
         if not path.is_file():
             raise InputError("model file not found", path)
-        return model_method(path, **opts)  # type: ignore[arg-type]
+        opts.update(_parse_params(args, model_params, spec))
+        if not 0.0 <= opts["threshold"] <= 1.0:
+            raise InputError(f"threshold in {spec!r} must be in [0, 1]")
+        return model_method(path, name=(path.name + (f":{args}" if args else "")), **opts)  # type: ignore[arg-type]
     kind, _, args = text.partition(":")
     kind = kind.strip().lower()
     if kind == "identity":
@@ -670,8 +696,10 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
         p = _parse_params(args, {"radius": int}, spec)
         return oracle_method(p.get("radius", 3), name=text)
     if kind == "default":
-        _parse_params(args, {}, spec)
-        return model_method(None, name="default", **opts)  # type: ignore[arg-type]
+        opts.update(_parse_params(args, model_params, spec))
+        if not 0.0 <= opts["threshold"] <= 1.0:
+            raise InputError(f"threshold in {spec!r} must be in [0, 1]")
+        return model_method(None, name=text, **opts)  # type: ignore[arg-type]
     raise InputError(f"unknown model {spec!r}: give a .safetensors/.onnx file or one of identity, "
                      "dns[:radius=R,threshold=T], oracle[:radius=R], default")
 
