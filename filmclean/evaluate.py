@@ -672,6 +672,14 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     model_params = {"dust": DUST_POLARITIES, "threshold": float}
     opts = {"tile": tile, "threshold": threshold, "overlap": overlap, "batch": batch, "backend": backend,
             "device": device, "threads": threads, "dust": dust}
+
+    def model_opts(args: str) -> dict[str, Any]:
+        """``opts`` with a model spec's own ``dust``/``threshold`` (checked)."""
+        mine = {**opts, **_parse_params(args, model_params, spec)}
+        if not 0.0 <= mine["threshold"] <= 1.0:
+            raise InputError(f"threshold in {spec!r} must be in [0, 1]")
+        return mine
+
     path, args = Path(text).expanduser(), ""
     if not path.is_file() and ":" in text:
         head, _, tail = text.rpartition(":")
@@ -680,10 +688,7 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     if path.suffix.lower() in (".safetensors", ".onnx") or path.is_file():
         if not path.is_file():
             raise InputError("model file not found", path)
-        opts.update(_parse_params(args, model_params, spec))
-        if not 0.0 <= opts["threshold"] <= 1.0:
-            raise InputError(f"threshold in {spec!r} must be in [0, 1]")
-        return model_method(path, name=(path.name + (f":{args}" if args else "")), **opts)  # type: ignore[arg-type]
+        return model_method(path, name=(path.name + (f":{args}" if args else "")), **model_opts(args))  # type: ignore[arg-type]
     kind, _, args = text.partition(":")
     kind = kind.strip().lower()
     if kind == "identity":
@@ -696,10 +701,7 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
         p = _parse_params(args, {"radius": int}, spec)
         return oracle_method(p.get("radius", 3), name=text)
     if kind == "default":
-        opts.update(_parse_params(args, model_params, spec))
-        if not 0.0 <= opts["threshold"] <= 1.0:
-            raise InputError(f"threshold in {spec!r} must be in [0, 1]")
-        return model_method(None, name=text, **opts)  # type: ignore[arg-type]
+        return model_method(None, name=text, **model_opts(args))  # type: ignore[arg-type]
     raise InputError(f"unknown model {spec!r}: give a .safetensors/.onnx file or one of identity, "
                      "dns[:radius=R,threshold=T], oracle[:radius=R], default")
 
