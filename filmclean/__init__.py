@@ -14,4 +14,7 @@ __version__ = "0.1.0"
 #: (``benchmarks/bench_restore.py``). Kept here, free of imports, so the thin CLI can show it.
 DEFAULT_TILE = 2048
 
-__all__ = ["DEFAULT_TILE", "__version__"]
+#: which way damage changes the picture (``RestoreOptions.dust``, the CLI's ``--dust``)
+DUST_POLARITIES = ("any", "dark", "light")
+
+__all__ = ["DEFAULT_TILE", "DUST_POLARITIES", "__version__"]

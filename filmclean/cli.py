@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import DEFAULT_TILE, __version__
+from . import DEFAULT_TILE, DUST_POLARITIES, __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +33,7 @@ def _model_options(f):
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Mask models: damage probability from which a pixel is repaired; "
                           "higher leaves more of the picture untouched."),
-        click.option("--dust", type=click.Choice(["any", "dark", "light"]), default="any", show_default=True,
+        click.option("--dust", type=click.Choice(list(DUST_POLARITIES)), default="any", show_default=True,
                      help="Mask models: which way dust and scratches change the picture. dark: slides, prints and "
                           "positive film (damage only darkens; bright highlights are never touched); light: "
                           "negatives scanned and inverted (damage only brightens); any: either (prints carry "

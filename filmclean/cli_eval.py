@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import DEFAULT_TILE
+from . import DEFAULT_TILE, DUST_POLARITIES
 
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
@@ -24,7 +24,7 @@ def _model_options(f):
         click.option("--no-tile", is_flag=True, help="Run models on whole images/frames in one pass."),
         click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                      help="Mask models: damage probability from which a pixel is repaired."),
-        click.option("--dust", type=click.Choice(["any", "dark", "light"]), default="any", show_default=True,
+        click.option("--dust", type=click.Choice(list(DUST_POLARITIES)), default="any", show_default=True,
                      help="Mask models: which way damage changes the picture (as for restore); a model spec's "
                           ":dust=... overrides it for that model."),
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True),

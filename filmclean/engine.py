@@ -6,11 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import DEFAULT_TILE
+from . import DEFAULT_TILE, DUST_POLARITIES
 from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
-
-#: values of :attr:`RestoreOptions.dust` (and of the CLI's ``--dust``)
-DUST_POLARITIES = ("any", "dark", "light")
 
 
 @dataclass(frozen=True)

@@ -598,7 +598,8 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
     loaded with :func:`filmclean.model.load_model` and run by :class:`filmclean.engine.Restorer`
     (``tile=None``: whole frames; ``dust``: :attr:`filmclean.engine.RestoreOptions.dust`).
     Raises :class:`filmclean.errors.ModelError` if it cannot load."""
-    from .engine import DUST_POLARITIES, RestoreOptions, Restorer
+    from . import DUST_POLARITIES
+    from .engine import RestoreOptions, Restorer
     from .model import default_model_paths, file_digest, load_model
 
     if dust not in DUST_POLARITIES:
@@ -666,7 +667,7 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     The method's name is ``spec`` as given (a file's name for paths). Raises :class:`InputError`
     for unknown names, bad parameters or a missing model file.
     """
-    from .engine import DUST_POLARITIES
+    from . import DUST_POLARITIES
 
     text = spec.strip()
     model_params = {"dust": DUST_POLARITIES, "threshold": float}
