@@ -88,8 +88,10 @@ def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, .
                      no_tile: bool, threshold: float, dust: str, backend: str, device: str, limit: int | None, worst: int,
                      no_lpips: bool, no_figures: bool, quiet: bool) -> None:
     """Score models on test pairs as in Ivanova et al. 2022: SSIM of predictions on damaged AND on clean
-    inputs, δSSIM, PSNR, LPIPS and time, with histograms and worst-case sheets."""
-    from .evaluate import LpipsScorer, evaluate, open_pairs, parse_method, results_table, write_report
+    inputs, δSSIM, PSNR, LPIPS and time, with histograms and worst-case sheets; with true masks, also
+    where SSIM is lost (damage missed, undamaged pixels changed)."""
+    from .evaluate import (LpipsScorer, attribution_table, evaluate, open_pairs, parse_method, results_table,
+                           write_report)
     from .model import default_model_paths
 
     pairs = open_pairs(pairs_dir, size, split, limit)
@@ -116,6 +118,9 @@ def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, .
                             "backend": backend, "device": device, "limit": limit})
     paths = write_report(result, out_dir, figures=not no_figures)
     _console().print(results_table(result))
+    attribution = attribution_table(result)
+    if attribution is not None:
+        _console().print(attribution)
     if not quiet:
         click.echo(f"wrote {paths['report']}, {paths['csv'].name} and {len(result.figures)} figures in {out_dir}",
                    err=True)

@@ -76,6 +76,8 @@ __all__ = [
     "parse_method",
     "psnr",
     "results_table",
+    "attribution_table",
+    "attribute_errors",
     "ssim",
     "summarize",
     "summarize_inputs",
@@ -116,6 +118,14 @@ DEFINITIONS: dict[str, str] = {
     "seconds_per_image": ("mean wall-clock seconds of one restoration (damaged and clean inputs "
                           "alike), model loading excluded"),
     "sd": "population standard deviation over images (ddof=0)",
+    "missed_share": ("with true masks: share of the truly damaged pixels that restore(damaged) leaves "
+                     "exactly as they were (damage not repaired at all)"),
+    "false_share": ("with true masks: share of the undamaged pixels of the damaged input that "
+                    "restore(damaged) changes (false repairs)"),
+    "ssim_lost_false": ("with true masks: SSIM gained if every false repair were undone (those pixels put "
+                        "back to the input) minus ssim_damaged_in: what false repairs cost"),
+    "ssim_lost_missed": ("with true masks: SSIM gained if every missed damaged pixel were the clean one "
+                         "minus ssim_damaged_in: what the damage left alone costs"),
 }
 
 
@@ -711,13 +721,42 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
 # scores and summaries
 
 
+def attribute_errors(clean: np.ndarray, damaged: np.ndarray, restored: np.ndarray, mask: np.ndarray,
+                     ssim_restored: float | None = None) -> dict[str, float]:
+    """Where a restoration of a damaged input loses SSIM, given the true damage ``mask``.
+
+    ``clean``, ``damaged``, ``restored``: ``(H, W, 3)`` in ``[0, 1]``; ``mask``: ``(H, W)`` bool, the
+    true damage. A pixel counts as repaired when ``restored`` differs from ``damaged`` in any
+    channel. Returns ``{"missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed"}``
+    (see :data:`DEFINITIONS`): the shares of damaged pixels left untouched and of undamaged pixels
+    changed, and how much SSIM each costs -- the SSIM of ``restored`` with the false repairs undone
+    (resp. the missed pixels made clean) minus ``ssim_restored`` (computed if not given). Works for
+    any method, since it only compares images; two SSIM evaluations per call.
+    """
+    m = np.asarray(mask, dtype=bool)
+    changed = np.any(restored != damaged, axis=-1)
+    missed, false = m & ~changed, changed & ~m
+    base = ssim(restored, clean) if ssim_restored is None else float(ssim_restored)
+    undone = np.where(false[..., None], damaged, restored)
+    fixed = np.where(missed[..., None], clean, restored)
+    n_dmg, n_ok = int(m.sum()), int((~m).sum())
+    return {
+        "missed_share": float(missed.sum() / n_dmg) if n_dmg else 0.0,
+        "false_share": float(false.sum() / n_ok) if n_ok else 0.0,
+        "ssim_lost_false": ssim(undone, clean) - base if false.any() else 0.0,
+        "ssim_lost_missed": ssim(fixed, clean) - base if missed.any() else 0.0,
+    }
+
+
 @dataclass
 class ImageScores:
     """Scores of one method on one pair (see :data:`DEFINITIONS`).
 
     PSNR is ``math.inf`` for identical images; LPIPS is ``None`` when unavailable;
     ``clean_changed``: the restored clean input differs from it in at least one sample;
-    ``damaged_fraction``: share of pixels in the true mask (``None`` without masks).
+    ``damaged_fraction``: share of pixels in the true mask (``None`` without masks); the
+    attribution fields ``missed_share``, ``false_share``, ``ssim_lost_false`` and
+    ``ssim_lost_missed`` (see :func:`attribute_errors`) are ``None`` without masks.
     """
 
     model: str
@@ -735,6 +774,10 @@ class ImageScores:
     seconds_damaged: float
     seconds_clean: float
     damaged_fraction: float | None = None
+    missed_share: float | None = None
+    false_share: float | None = None
+    ssim_lost_false: float | None = None
+    ssim_lost_missed: float | None = None
 
     @property
     def delta_ssim(self) -> float:
@@ -749,9 +792,13 @@ class ImageScores:
             out[k] = d[k]
         out["delta_ssim"] = self.delta_ssim
         for k in ("psnr_input", "psnr_damaged_in", "psnr_clean_in", "lpips_input", "lpips_damaged_in",
-                  "lpips_clean_in", "clean_changed", "seconds_damaged", "seconds_clean", "damaged_fraction"):
+                  "lpips_clean_in", "clean_changed", "seconds_damaged", "seconds_clean", "damaged_fraction",
+                  "missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed"):
             out[k] = d[k]
         return out
+
+
+ATTRIBUTION = ("missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed")
 
 
 def _stats(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -774,7 +821,8 @@ def summarize(scores: Sequence[ImageScores], clean_floor: float = CLEAN_SSIM_FLO
     Returns ``{"n", "ssim_damaged_in": stats, "ssim_clean_in": stats, "delta_ssim": stats,
     "worse": k, "worse_share": k/n, "clean_changed", "clean_changed_share", "clean_below_floor",
     "clean_below_floor_share", "psnr_damaged_in": {"mean", "sd", "identical"}, "psnr_clean_in",
-    "lpips_damaged_in": stats, "lpips_clean_in": stats, "seconds_per_image"}`` where ``stats`` is
+    "lpips_damaged_in": stats, "lpips_clean_in": stats, "seconds_per_image", "missed_share": stats,
+    "false_share": stats, "ssim_lost_false": stats, "ssim_lost_missed": stats}`` where ``stats`` is
     ``{"mean", "sd", "min", "max", "median"}`` (population SD; ``None`` when no value). Worse means
     ``delta_ssim < 0`` strictly; below floor means ``ssim_clean_in < clean_floor``.
     """
@@ -802,6 +850,7 @@ def summarize(scores: Sequence[ImageScores], clean_floor: float = CLEAN_SSIM_FLO
         "lpips_damaged_in": _stats([s.lpips_damaged_in for s in scores]),
         "lpips_clean_in": _stats([s.lpips_clean_in for s in scores]),
         "seconds_per_image": float(np.mean(secs)),
+        **{k: _stats([getattr(s, k) for s in scores]) for k in ATTRIBUTION},
     }
 
 
@@ -915,9 +964,11 @@ def evaluate(pairs: PairSet, methods: Sequence[Method], *, lpips: LpipsScorer | 
             outputs.append((rd, rc, t1 - t0, t2 - t1))
         lp = scorer.score(clean, [damaged] + [im for rd, rc, _, _ in outputs for im in (rd, rc)])
         for j, (m, (rd, rc, t_d, t_c)) in enumerate(zip(methods, outputs)):
-            sc = ImageScores(m.name, name, s_in, ssim(rd, clean), ssim(rc, clean), p_in, psnr(clean, rd),
+            s_d = ssim(rd, clean)
+            attr = {} if pair.mask is None else attribute_errors(clean, damaged, rd, pair.mask, s_d)
+            sc = ImageScores(m.name, name, s_in, s_d, ssim(rc, clean), p_in, psnr(clean, rd),
                              psnr(clean, rc), lp[0], lp[1 + 2 * j], lp[2 + 2 * j], bool(np.any(rc != clean)),
-                             t_d, t_c, frac)
+                             t_d, t_c, frac, **attr)
             scores[m.name].append(sc)
             if worst > 0:
                 cases = worst_cases[m.name]
@@ -998,6 +1049,35 @@ def results_table(result: EvaluationResult) -> Any:
                       _fmt(s["lpips_damaged_in"]["mean"]), _fmt(s["lpips_clean_in"]["mean"]),
                       f"{s['seconds_per_image']:.3f}")
     return table
+
+
+def attribution_table(result: EvaluationResult) -> Any:
+    """A :class:`rich.table.Table` of where each method loses SSIM on damaged inputs (needs true
+    masks; ``None`` without them): missed damage and false repairs, as pixel shares and as the
+    SSIM each costs (means over images; see :func:`attribute_errors`)."""
+    from rich.table import Table
+
+    if not result.settings.get("has_masks"):
+        return None
+    table = Table(title="where SSIM is lost on damaged inputs (true masks)",
+                  caption=("missed: damaged pixels left untouched; false: undamaged pixels changed; "
+                           "lost: SSIM gained if they were made right"), caption_justify="left")
+    table.add_column("model", style="bold", no_wrap=True)
+    for head in ("SSIM dmg→", "missed px", "lost: missed", "false px", "lost: false"):
+        table.add_column(head, justify="right")
+    for name, s in result.summaries.items():
+        table.add_row(name, _fmt(s["ssim_damaged_in"]["mean"]), _share(s["missed_share"]["mean"]),
+                      _lost(s["ssim_lost_missed"]["mean"]), _share(s["false_share"]["mean"]),
+                      _lost(s["ssim_lost_false"]["mean"]))
+    return table
+
+
+def _lost(v: float | None) -> str:
+    return "—" if v is None else f"{round(v, 3) + 0.0:.3f}"  # no "-0.000" for a rounding-level loss
+
+
+def _share(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
 
 
 def _json_safe(obj: Any) -> Any:

@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from filmclean.cli_eval import analyze_layers_command, evaluate_command
 from filmclean.errors import InputError
 from filmclean.evaluate import (
+    attribute_errors,
+    attribution_table,
     SSIM_SETTINGS,
     ImageScores,
     LpipsScorer,
@@ -30,6 +32,7 @@ from filmclean.evaluate import (
     oracle_inpaint,
     oracle_method,
     parse_method,
+    ssim,
     summarize,
     write_layer_report,
     write_report,
@@ -166,6 +169,57 @@ def test_oracle_beats_identity_and_leaves_clean_inputs_alone(pairs_dir):
     assert np.array_equal(oracle_inpaint(pair.clean, np.zeros_like(pair.mask)), pair.clean)
 
 
+class TestAttributeErrors:
+    """Where a restoration loses SSIM: missed damage and false repairs, by hand-built cases."""
+
+    def setup_method(self):
+        self.clean = smooth_image(7, 32, 40).astype(np.float32) / 255.0
+        self.mask = np.zeros((32, 40), bool)
+        self.mask[10:14, 12:18] = True
+        self.damaged = self.clean.copy()
+        self.damaged[self.mask] *= 0.2
+
+    def test_perfect_repair_loses_nothing(self):
+        a = attribute_errors(self.clean, self.damaged, self.clean, self.mask)
+        assert a == {"missed_share": 0.0, "false_share": 0.0, "ssim_lost_false": 0.0, "ssim_lost_missed": 0.0}
+
+    def test_doing_nothing_misses_everything_and_costs_the_whole_damage(self):
+        a = attribute_errors(self.clean, self.damaged, self.damaged, self.mask)
+        assert a["missed_share"] == 1.0 and a["false_share"] == 0.0 and a["ssim_lost_false"] == 0.0
+        assert a["ssim_lost_missed"] == pytest.approx(1.0 - ssim(self.damaged, self.clean), abs=1e-12)
+
+    def test_half_the_damage_and_a_false_repair(self):
+        out = self.clean.copy()
+        out[10:14, 12:15] = self.damaged[10:14, 12:15]  # half the damaged pixels left as they were
+        out[25:27, 30:34] = 0.0                         # 8 undamaged pixels blacked out
+        s_out = ssim(out, self.clean)
+        a = attribute_errors(self.clean, self.damaged, out, self.mask, ssim_restored=s_out)
+        assert a["missed_share"] == pytest.approx(0.5)
+        assert a["false_share"] == pytest.approx(8 / (32 * 40 - 24))
+        undone = out.copy()
+        undone[25:27, 30:34] = self.damaged[25:27, 30:34]
+        assert a["ssim_lost_false"] == pytest.approx(ssim(undone, self.clean) - s_out, abs=1e-12)
+        assert a["ssim_lost_false"] > 0 and a["ssim_lost_missed"] > 0
+
+    def test_evaluate_reports_it_with_masks_and_not_without(self, pairs_dir, tmp_path):
+        res = evaluate(open_pairs(pairs_dir, SIZE), [identity_method(), oracle_method()], worst=0)
+        ident, oracle = res.summaries["identity"], res.summaries["oracle"]
+        assert ident["missed_share"]["mean"] == 1.0 and ident["false_share"]["mean"] == 0.0
+        assert oracle["false_share"]["mean"] == 0.0 and oracle["ssim_lost_false"]["mean"] == 0.0
+        assert ident["ssim_lost_missed"]["mean"] == pytest.approx(1.0 - ident["ssim_damaged_in"]["mean"], abs=1e-9)
+        assert attribution_table(res) is not None
+        row = res.scores["identity"][0].row()
+        assert row["missed_share"] == 1.0 and list(row)[-4:] == ["missed_share", "false_share", "ssim_lost_false",
+                                                                "ssim_lost_missed"]
+        plain = tmp_path / "plain"
+        c = smooth_image(1, 32, 40)
+        write_png(plain / "clean" / "p.png", c)
+        write_png(plain / "damaged" / "p.png", (c * 0.9).astype(np.uint8))
+        res = evaluate(open_pairs(plain), [identity_method()], worst=0)
+        assert res.scores["identity"][0].missed_share is None and attribution_table(res) is None
+        assert res.summaries["identity"]["ssim_lost_missed"]["mean"] is None
+
+
 def test_dust_and_scratches_and_method_specs(tmp_path):
     img = np.full((20, 20, 3), 0.5, np.float32)
     img[10, 10] = 0.0
@@ -190,7 +244,7 @@ def test_evaluate_command_writes_report_csv_and_figures(pairs_dir, blank_model, 
             "cpu", "--no-lpips", "--worst", "2", "-q", "-o", str(out)]
     result = CliRunner().invoke(evaluate_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    for name in ("identity", "dns", "oracle", "blank.safetensors", "δSSIM"):
+    for name in ("identity", "dns", "oracle", "blank.safetensors", "δSSIM", "where SSIM is lost", "lost: false"):
         assert name in result.output
     report = json.loads((out / "report.json").read_text())
     assert [m["name"] for m in report["models"]] == ["identity", "dns", "oracle", "blank.safetensors"]
