@@ -721,6 +721,9 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
 # scores and summaries
 
 
+ATTRIBUTION = ("missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed")
+
+
 def attribute_errors(clean: np.ndarray, damaged: np.ndarray, restored: np.ndarray, mask: np.ndarray,
                      ssim_restored: float | None = None) -> dict[str, float]:
     """Where a restoration of a damaged input loses SSIM, given the true damage ``mask``.
@@ -793,12 +796,9 @@ class ImageScores:
         out["delta_ssim"] = self.delta_ssim
         for k in ("psnr_input", "psnr_damaged_in", "psnr_clean_in", "lpips_input", "lpips_damaged_in",
                   "lpips_clean_in", "clean_changed", "seconds_damaged", "seconds_clean", "damaged_fraction",
-                  "missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed"):
+                  *ATTRIBUTION):
             out[k] = d[k]
         return out
-
-
-ATTRIBUTION = ("missed_share", "false_share", "ssim_lost_false", "ssim_lost_missed")
 
 
 def _stats(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -1000,7 +1000,7 @@ def evaluate(pairs: PairSet, methods: Sequence[Method], *, lpips: LpipsScorer | 
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
+    return "—" if v is None else f"{round(v, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.000"
 
 
 def _pm(st: Mapping[str, Any], digits: int = 3) -> str:
@@ -1067,13 +1067,9 @@ def attribution_table(result: EvaluationResult) -> Any:
         table.add_column(head, justify="right")
     for name, s in result.summaries.items():
         table.add_row(name, _fmt(s["ssim_damaged_in"]["mean"]), _share(s["missed_share"]["mean"]),
-                      _lost(s["ssim_lost_missed"]["mean"]), _share(s["false_share"]["mean"]),
-                      _lost(s["ssim_lost_false"]["mean"]))
+                      _fmt(s["ssim_lost_missed"]["mean"]), _share(s["false_share"]["mean"]),
+                      _fmt(s["ssim_lost_false"]["mean"]))
     return table
-
-
-def _lost(v: float | None) -> str:
-    return "—" if v is None else f"{round(v, 3) + 0.0:.3f}"  # no "-0.000" for a rounding-level loss
 
 
 def _share(v: float | None) -> str:
