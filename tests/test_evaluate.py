@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from filmclean.cli_eval import analyze_layers_command, evaluate_command
 from filmclean.errors import InputError
 from filmclean.evaluate import (
-    attribute_errors,
-    attribution_table,
     SSIM_SETTINGS,
     ImageScores,
     LpipsScorer,
     Method,
     analyze_layers,
+    attribute_errors,
+    attribution_table,
     dust_and_scratches,
     evaluate,
     identity_method,
