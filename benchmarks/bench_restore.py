@@ -49,15 +49,22 @@ def _backend(args):
     return load_model(args.model, backend=args.backend, device=args.device, threads=args.threads)
 
 
+def _options(args):
+    from filmclean.engine import RestoreOptions
+
+    return RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch,
+                          tta=args.tta)
+
+
 def child_model(args) -> dict:
     """Model-only: restore ``args.repeat`` random frames of one size; time per frame and peak RSS."""
     import numpy as np
 
-    from filmclean.engine import RestoreOptions, Restorer
+    from filmclean.engine import Restorer
 
     be = _backend(args)
     h, w = SIZES[args.size]
-    r = Restorer(be, RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch))
+    r = Restorer(be, _options(args))
     rng = np.random.default_rng(0)
     if r.temporal:
         # a temporal model: a moving sequence, so that every frame costs its own optical flow
@@ -87,7 +94,7 @@ def child_e2e(args) -> dict:
     import av
     import numpy as np
 
-    from filmclean.engine import RestoreOptions, Restorer
+    from filmclean.engine import Restorer
     from filmclean.pipeline import VideoOptions, restore_video
 
     tmp = Path(tempfile.mkdtemp())
@@ -105,7 +112,7 @@ def child_e2e(args) -> dict:
         for p in s.encode():
             c.mux(p)
     be = _backend(args)
-    r = Restorer(be, RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch))
+    r = Restorer(be, _options(args))
     r.restore(np.zeros((64, 64, 3), np.float32))
     stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(), quiet=True)
     return {"backend": be.describe() + (" temporal" if stats.temporal else ""), "s_per_frame": stats.seconds / stats.frames,
@@ -137,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=2048, help="tile size for the tiled rows (0 = untiled; 2048 = the CLI default)")
     p.add_argument("--overlap", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8], help="test-time augmentation (restore --tta)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--sizes", default="1080p,4K")
     p.add_argument("--no-untiled", action="store_true", help="skip whole-frame rows (they need a lot of memory)")
@@ -154,13 +162,14 @@ def child_main() -> dict:
 def main() -> None:
     args = _parser().parse_args()
     base: list[str] = []
-    for k in ("model", "arch", "arch_config", "device", "threads", "overlap"):
+    for k in ("model", "arch", "arch_config", "device", "threads", "overlap", "tta"):
         v = getattr(args, k)
         if v is not None:
             base += [f"--{k.replace('_', '-')}", str(v)]
     base += ["--batch", str(args.batch), "--repeat", str(args.repeat)]
     backends = args.backends.split(",") if args.backends else [args.backend]
-    print(f"filmclean benchmark: {os.cpu_count()} CPU core(s); model {args.model or args.arch or 'default'}")
+    print(f"filmclean benchmark: {os.cpu_count()} CPU core(s); model {args.model or args.arch or 'default'}"
+          + (f"; --tta {args.tta}" if args.tta > 1 else ""))
     print(f"{'what':<34}{'backend':<28}{'s/frame':>9}{'peak RSS MB':>13}")
     for be in backends:
         for size in args.sizes.split(","):

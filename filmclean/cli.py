@@ -38,6 +38,10 @@ def _model_options(f):
                           "positive film (damage only darkens; bright highlights are never touched); light: "
                           "negatives scanned and inverted (damage only brightens); any: either (prints carry "
                           "both)."),
+        click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+                     callback=lambda ctx, param, value: int(value),
+                     help="Run the model on N flips/transposes of each frame and average them: more dust found "
+                          "and repaired better, N times slower (still scans, or reels with time to spare)."),
         click.option("--temporal/--no-temporal", default=True, show_default=True,
                      help="Reels and image sequences: repair each frame with the help of its motion-aligned "
                           "neighbours (needs a temporal model; the shipped one is used by default). "
@@ -50,18 +54,20 @@ def _model_options(f):
     return f
 
 
-def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, temporal, threads, quiet):
+def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta, temporal, threads,
+                   quiet):
     from .engine import RestoreOptions, Restorer
     from .model import load_model, single_frame_fallback
 
     be = load_model(model_path, backend=backend, device=device, threads=threads, temporal=temporal)
     options = RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch, threshold=threshold,
-                             dust=dust)
+                             dust=dust, tta=tta)
     restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
     if not quiet:
         mode = ("temporal" if temporal else "single-frame (--no-temporal)") if restorer.temporal else "single-frame model"
         click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {be.describe()} | "
-                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}", err=True)
+                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}"
+                   f"{f' | tta: {tta} transforms' if tta > 1 else ''}", err=True)
     return restorer
 
 
@@ -79,7 +85,7 @@ def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, t
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
 @_model_options
 def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force, model_path, backend, device, tile,
-            no_tile, overlap, batch, threshold, dust, temporal, threads, quiet):
+            no_tile, overlap, batch, threshold, dust, tta, temporal, threads, quiet):
     """Restore a reel (any video PyAV reads) into OUTPUT, keeping audio, timing and bit depth."""
     from pathlib import Path
 
@@ -87,8 +93,8 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("--end must be after --start")
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, temporal,
-                              threads, quiet)
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta,
+                              temporal, threads, quiet)
     opts = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, end=end, force=force,
                         mask_out=Path(mask_out) if mask_out else None, temporal=temporal)
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
@@ -105,12 +111,12 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @_model_options
 def frames(input_spec, output, mask_out, force, model_path, backend, device, tile, no_tile, overlap, batch, threshold,
-           dust, temporal, threads, quiet):
+           dust, tta, temporal, threads, quiet):
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
     from .pipeline import restore_frames
 
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, temporal,
-                              threads, quiet)
+    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta,
+                              temporal, threads, quiet)
     stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet, temporal=temporal)
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)

@@ -16,8 +16,8 @@ __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"
 
 
 def _model_options(f):
-    """``--tile/--no-tile/--threshold/--backend/--device`` as ``filmclean restore`` has them, so an
-    evaluation runs models exactly as a user's restore does."""
+    """``--tile/--no-tile/--threshold/--dust/--tta/--backend/--device`` as ``filmclean restore`` has
+    them, so an evaluation runs models exactly as a user's restore does."""
     opts = [
         click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True,
                      help="Tile size for models (images are cut into tiles as by restore)."),
@@ -27,6 +27,10 @@ def _model_options(f):
         click.option("--dust", type=click.Choice(list(DUST_POLARITIES)), default="any", show_default=True,
                      help="Mask models: which way damage changes the picture (as for restore); a model spec's "
                           ":dust=... overrides it for that model."),
+        click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+                     callback=lambda ctx, param, value: int(value),
+                     help="Models: average over N flips/transposes of each image (as for restore); a model "
+                          "spec's :tta=N overrides it for that model."),
         click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     ]
@@ -85,7 +89,7 @@ def _console():
 @click.option("--no-figures", is_flag=True, help="Write report.json and per_image.csv only.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, ...], out_dir: str, tile: int,
-                     no_tile: bool, threshold: float, dust: str, backend: str, device: str, limit: int | None, worst: int,
+                     no_tile: bool, threshold: float, dust: str, tta: int, backend: str, device: str, limit: int | None, worst: int,
                      no_lpips: bool, no_figures: bool, quiet: bool) -> None:
     """Score models on test pairs as in Ivanova et al. 2022: SSIM of predictions on damaged AND on clean
     inputs, δSSIM, PSNR, LPIPS and time, with histograms and worst-case sheets; with true masks, also
@@ -101,7 +105,7 @@ def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, .
         if any(default_model_paths()):
             specs.append("default")
     methods = [parse_method(s, tile=None if no_tile else tile, threshold=threshold, backend=backend, device=device,
-                            dust=dust) for s in specs]
+                            dust=dust, tta=tta) for s in specs]
     scorer = LpipsScorer(enabled=not no_lpips)
     if not quiet:
         click.echo(f"evaluating {', '.join(m.name for m in methods)} on {len(pairs)} pairs "
@@ -114,7 +118,7 @@ def evaluate_command(pairs_dir: str, size: str, split: str, models: tuple[str, .
             click.echo(f"[{i + 1}/{n}] {name}", err=True)
 
     result = evaluate(pairs, methods, lpips=scorer, worst=worst, progress=progress)
-    result.settings.update({"tile": None if no_tile else tile, "threshold": threshold, "dust": dust,
+    result.settings.update({"tile": None if no_tile else tile, "threshold": threshold, "dust": dust, "tta": tta,
                             "backend": backend, "device": device, "limit": limit})
     paths = write_report(result, out_dir, figures=not no_figures)
     _console().print(results_table(result))
@@ -173,7 +177,7 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def evaluate_clip_command(clip: str, methods: tuple[str, ...], first: int, last: int | None, max_side: int | None,
                           seed: int, polarity: str, out_dir: str, tile: int, no_tile: bool, threshold: float,
-                          dust: str, backend: str, device: str, threads: int | None, no_figures: bool, quiet: bool) -> None:
+                          dust: str, tta: int, backend: str, device: str, threads: int | None, no_figures: bool, quiet: bool) -> None:
     """Score methods on frames of a CLIP damaged with synthetic dust and persistent scratches: SSIM of their
     outputs on the damaged AND on the clean frames, frames made worse, flicker against the clean clip's own,
     and time per frame."""
@@ -196,7 +200,7 @@ def evaluate_clip_command(clip: str, methods: tuple[str, ...], first: int, last:
 
     result = evaluate_clip(clip, specs, first=first, last=last, max_side=max_side, seed=seed, polarity=polarity,
                            out_dir=out_dir, tile=None if no_tile else tile, threshold=threshold, dust=dust,
-                           backend=backend,
+                           tta=tta, backend=backend,
                            device=device, threads=threads, figures=not no_figures, progress=progress)
     _console().print(clip_table(result))
     if not quiet:

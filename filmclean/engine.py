@@ -9,6 +9,36 @@ import numpy as np
 from . import DEFAULT_TILE, DUST_POLARITIES
 from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
 
+#: how many transforms test-time augmentation may average (:attr:`RestoreOptions.tta`)
+TTA_COUNTS = (1, 2, 4, 8)
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """Transform ``k`` (0..7) of the 8 flips/transposes of ``a``'s last two axes ``(..., H, W)``.
+
+    Bit 4 transposes, then bit 1 flips left-right and bit 2 top-bottom: ``k < 2`` is the identity
+    and the mirror image, ``k < 4`` adds the upside-down pair, ``k < 8`` the transposed four. A view
+    (no copy); :func:`inverse_dihedral` undoes it.
+    """
+    if k & 4:
+        a = np.swapaxes(a, -1, -2)
+    if k & 1:
+        a = a[..., ::-1]
+    if k & 2:
+        a = a[..., ::-1, :]
+    return a
+
+
+def inverse_dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The inverse of :func:`dihedral`: ``inverse_dihedral(dihedral(a, k), k)`` equals ``a``."""
+    if k & 2:
+        a = a[..., ::-1, :]
+    if k & 1:
+        a = a[..., ::-1]
+    if k & 4:
+        a = np.swapaxes(a, -1, -2)
+    return a
+
 
 @dataclass(frozen=True)
 class RestoreOptions:
@@ -28,6 +58,10 @@ class RestoreOptions:
       would only darken is left alone. ``"light"``: damage only brightens (negatives scanned and
       inverted) -- the converse. Bright highlights and specular glints are then never taken for
       dark dust, and dark pebbles or pupils never for light dust.
+    - ``tta``: test-time augmentation -- the network runs on ``tta`` flips/transposes of each frame
+      (1, 2, 4 or 8; see :func:`dihedral`), and their repairs and damage probabilities, mapped back,
+      are averaged before compositing. More damage is found and repaired better, at ``tta`` times the
+      time; pixels below the threshold still pass through bit-identically.
     """
 
     tile: int | None = DEFAULT_TILE
@@ -35,10 +69,13 @@ class RestoreOptions:
     batch: int = 4
     threshold: float = 0.5
     dust: str = "any"
+    tta: int = 1
 
     def __post_init__(self) -> None:
         if self.dust not in DUST_POLARITIES:
             raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {self.dust!r}")
+        if self.tta not in TTA_COUNTS:
+            raise ValueError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {self.tta!r}")
 
 
 @dataclass
@@ -91,6 +128,29 @@ class Restorer:
         """Whether the network takes the 11-channel stack of :func:`filmclean.temporal.build_stack`."""
         return self.in_channels != 3
 
+    def _infer(self, chw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's ``(restored (3, H, W), prob (1, H, W) or None)`` for one ``(C, H, W)`` input,
+        tile by tile."""
+        h, w = chw.shape[1:]
+        o = self.options
+        grid = self._grids.get((h, w))
+        if grid is None:
+            grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
+            self._grids[(h, w)] = grid
+        padded = pad_frame(np.ascontiguousarray(chw, dtype=np.float32), grid)
+        img_acc = TileAccumulator(grid, 3)
+        mask_acc = TileAccumulator(grid, 1) if self.has_mask else None
+        n = len(grid)
+        bs = max(1, int(o.batch))
+        for first in range(0, n, bs):
+            idx = list(range(first, min(n, first + bs)))
+            out, mask = self.backend(extract_tiles(padded, grid, idx))
+            for j, i in enumerate(idx):
+                img_acc.add(i, out[j])
+                if mask_acc is not None and mask is not None:
+                    mask_acc.add(i, mask[j])
+        return img_acc.result(), (mask_acc.result() if mask_acc is not None else None)
+
     def restore(self, rgb: np.ndarray, stack: np.ndarray | None = None) -> RestoredFrame:
         """Restore one frame ``rgb`` ``(H, W, 3)``.
 
@@ -110,32 +170,22 @@ class Restorer:
                 raise ValueError(f"expected a ({self.in_channels}, {h}, {w}) stack, got shape {stack.shape}")
         elif stack is not None:
             raise ValueError("this network takes single frames; no stack")
+        chw = np.transpose(rgb, (2, 0, 1)) if stack is None else stack
         o = self.options
-        grid = self._grids.get((h, w))
-        if grid is None:
-            grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
-            self._grids[(h, w)] = grid
-        if stack is None:
-            chw = np.ascontiguousarray(np.transpose(rgb, (2, 0, 1)), dtype=np.float32)
-        else:
-            chw = np.ascontiguousarray(stack, dtype=np.float32)
-        padded = pad_frame(chw, grid)
-        img_acc = TileAccumulator(grid, 3)
-        mask_acc = TileAccumulator(grid, 1) if self.has_mask else None
-        n = len(grid)
-        bs = max(1, int(o.batch))
-        for first in range(0, n, bs):
-            idx = list(range(first, min(n, first + bs)))
-            out, mask = self.backend(extract_tiles(padded, grid, idx))
-            for j, i in enumerate(idx):
-                img_acc.add(i, out[j])
-                if mask_acc is not None and mask is not None:
-                    mask_acc.add(i, mask[j])
-        restored = img_acc.result()
-        if mask_acc is None:
+        restored, prob = self._infer(chw)
+        for k in range(1, o.tta):  # test-time augmentation: the mean over o.tta transforms
+            out, mask = self._infer(dihedral(chw, k))
+            restored = restored + inverse_dihedral(out, k)
+            if prob is not None and mask is not None:
+                prob = prob + inverse_dihedral(mask, k)
+        if o.tta > 1:
+            restored /= np.float32(o.tta)
+            if prob is not None:
+                prob /= np.float32(o.tta)
+        if prob is None:
             image = np.clip(np.transpose(restored, (1, 2, 0)), 0.0, 1.0)
             return RestoredFrame(np.ascontiguousarray(image, dtype=np.float32), None)
-        prob = np.clip(mask_acc.result()[0], 0.0, 1.0)
+        prob = np.clip(prob[0], 0.0, 1.0)
         repaired = np.transpose(restored, (1, 2, 0))
         if o.dust != "any":
             repaired = polarity_clamp(rgb, repaired, o.dust)

@@ -603,19 +603,22 @@ def oracle_method(radius: int = 3, name: str | None = None) -> Method:
 
 def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5,
                  overlap: int | None = None, batch: int = 4, backend: str = "auto", device: str = "auto",
-                 threads: int | None = None, name: str | None = None, dust: str = "any") -> Method:
+                 threads: int | None = None, name: str | None = None, dust: str = "any", tta: int = 1) -> Method:
     """A filmclean model file (``.safetensors``/``.onnx``; ``None`` = the shipped default model)
     loaded with :func:`filmclean.model.load_model` and run by :class:`filmclean.engine.Restorer`
-    (``tile=None``: whole frames; ``dust``: :attr:`filmclean.engine.RestoreOptions.dust`).
+    (``tile=None``: whole frames; ``dust``, ``tta``: as :class:`filmclean.engine.RestoreOptions`).
     Raises :class:`filmclean.errors.ModelError` if it cannot load."""
     from . import DUST_POLARITIES
-    from .engine import RestoreOptions, Restorer
+    from .engine import TTA_COUNTS, RestoreOptions, Restorer
     from .model import default_model_paths, file_digest, load_model
 
     if dust not in DUST_POLARITIES:
         raise InputError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
+    if tta not in TTA_COUNTS:
+        raise InputError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {tta!r}")
     be = load_model(path, backend=backend, device=device, threads=threads)
-    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust))
+    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust,
+                                           tta=tta))
     if path is None:
         st, ox = default_model_paths()
         file = st or ox
@@ -623,7 +626,8 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
         file = Path(path)
     info = {"file": str(file) if file else None, "sha256_12": file_digest(file) if file else None,
             "backend": be.describe(), "tile": tile, "overlap": restorer.overlap, "batch": batch,
-            "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None}
+            "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None,
+            "tta": tta}
     label = name or ("default" if path is None else Path(path).name)
     return Method(label, lambda image, mask: restorer.restore(image).image,
                   f"model {file.name if file else 'default'} via {be.describe()}", "model", info=info)
@@ -660,7 +664,7 @@ def _parse_params(text: str, allowed: Mapping[str, type], spec: str) -> dict[str
 
 def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5, overlap: int | None = None,
                  batch: int = 4, backend: str = "auto", device: str = "auto", threads: int | None = None,
-                 dust: str = "any") -> Method:
+                 dust: str = "any", tta: int = 1) -> Method:
     """Build a :class:`Method` from a ``--model`` value.
 
     - a path to a model file (ends in ``.safetensors``/``.onnx`` or is an existing file):
@@ -670,9 +674,9 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     - ``oracle`` or ``oracle:radius=R`` (default 3): :func:`oracle_method`;
     - ``default``: the shipped default model.
 
-    Models (files and ``default``) take ``:dust=any|dark|light,threshold=T`` after the name, which
-    override ``dust`` and ``threshold`` for that model alone (``default:dust=dark``,
-    ``my.onnx:threshold=0.7``), so one run can compare settings side by side.
+    Models (files and ``default``) take ``:dust=any|dark|light,threshold=T,tta=N`` after the name,
+    which override ``dust``, ``threshold`` and ``tta`` for that model alone (``default:dust=dark``,
+    ``my.onnx:threshold=0.7``, ``default:tta=8``), so one run can compare settings side by side.
 
     The method's name is ``spec`` as given (a file's name for paths). Raises :class:`InputError`
     for unknown names, bad parameters or a missing model file.
@@ -680,12 +684,12 @@ def parse_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float
     from . import DUST_POLARITIES
 
     text = spec.strip()
-    model_params = {"dust": DUST_POLARITIES, "threshold": float}
+    model_params = {"dust": DUST_POLARITIES, "threshold": float, "tta": int}
     opts = {"tile": tile, "threshold": threshold, "overlap": overlap, "batch": batch, "backend": backend,
-            "device": device, "threads": threads, "dust": dust}
+            "device": device, "threads": threads, "dust": dust, "tta": tta}
 
     def model_opts(args: str) -> dict[str, Any]:
-        """``opts`` with a model spec's own ``dust``/``threshold`` (checked)."""
+        """``opts`` with a model spec's own ``dust``/``threshold``/``tta`` (checked)."""
         mine = {**opts, **_parse_params(args, model_params, spec)}
         if not 0.0 <= mine["threshold"] <= 1.0:
             raise InputError(f"threshold in {spec!r} must be in [0, 1]")

@@ -247,7 +247,8 @@ def tmedian_clip_method(radius: int = 1, name: str | None = None) -> ClipMethod:
 
 def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5,
                       overlap: int | None = None, batch: int = 4, backend: str = "auto", device: str = "auto",
-                      threads: int | None = None, name: str | None = None, dust: str = "any") -> ClipMethod:
+                      threads: int | None = None, name: str | None = None, dust: str = "any",
+                      tta: int = 1) -> ClipMethod:
     """A model run by :func:`filmclean.sequence.restore_sequence`: ``temporal=False`` restores every
     frame alone, ``temporal=True`` with its motion-aligned neighbours (needs a temporal network).
 
@@ -260,7 +261,7 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
     from .sequence import restore_sequence
 
     be = load_model(path, backend=backend, device=device, threads=threads, temporal=temporal)
-    options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust)
+    options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta)
     restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
     if path is None:
         st, ox = default_model_paths(TEMPORAL_STEM) if temporal else (None, None)
@@ -280,7 +281,8 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
     info = {"file": str(file) if file else None, "sha256_12": file_digest(file) if file else None,
             "backend": be.describe(), "network_temporal": restorer.temporal, "uses_neighbours": temporal,
             "tile": tile, "overlap": restorer.overlap, "batch": batch,
-            "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None}
+            "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None,
+            "tta": tta}
 
     def run(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for rf in restore_sequence(frames, restorer, temporal=temporal):
@@ -293,7 +295,7 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
 
 def parse_clip_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: float = 0.5, overlap: int | None = None,
                       batch: int = 4, backend: str = "auto", device: str = "auto",
-                      threads: int | None = None, dust: str = "any") -> ClipMethod:
+                      threads: int | None = None, dust: str = "any", tta: int = 1) -> ClipMethod:
     """Build a :class:`ClipMethod` from a ``--method`` value.
 
     - ``identity``;
@@ -320,7 +322,8 @@ def parse_clip_method(spec: str, *, tile: int | None = DEFAULT_TILE, threshold: 
         if path is not None and not path.is_file():
             raise InputError("model file not found", path)
         return model_clip_method(path, kind == "temporal", tile=tile, threshold=threshold, overlap=overlap,
-                                 batch=batch, backend=backend, device=device, threads=threads, dust=dust)
+                                 batch=batch, backend=backend, device=device, threads=threads, dust=dust,
+                                 tta=tta)
     raise InputError(f"unknown method {spec!r}: give one of identity, tmedian[:radius=R], single[:MODEL], "
                      "temporal[:MODEL]")
 
@@ -583,12 +586,12 @@ def evaluate_clip(clip_path: str | Path, methods: Sequence[str | ClipMethod], fi
                   last: int | None = None, max_side: int | None = None, seed: int = 0, polarity: str = "random",
                   out_dir: str | Path | None = None, *, params: Any = None, tile: int | None = DEFAULT_TILE,
                   threshold: float = 0.5, backend: str = "auto", device: str = "auto", threads: int | None = None,
-                  figures: bool = True, dust: str = "any", progress: Callable[[str], None] | None = None) -> ClipEvaluation:
+                  figures: bool = True, dust: str = "any", tta: int = 1, progress: Callable[[str], None] | None = None) -> ClipEvaluation:
     """Read frames ``first .. last`` of ``clip_path`` (:func:`read_clip`), damage them once and score
     ``methods`` (specs for :func:`parse_clip_method` or :class:`ClipMethod` objects) with
     :func:`evaluate_sequence`; with ``out_dir``, also :func:`write_clip_report` there (figures
-    unless ``figures=False``). Model options (``tile``, ``threshold``, ``dust``, ``backend``,
-    ``device``, ``threads``) apply to model specs.
+    unless ``figures=False``). Model options (``tile``, ``threshold``, ``dust``, ``tta``,
+    ``backend``, ``device``, ``threads``) apply to model specs.
 
     Raises :class:`InputError` (bad clip, range or method spec), :class:`ModelError`,
     :class:`OutputError`.
@@ -600,11 +603,12 @@ def evaluate_clip(clip_path: str | Path, methods: Sequence[str | ClipMethod], fi
     clip = read_clip(clip_path, first, last, max_side)
     built = [m if isinstance(m, ClipMethod) else
              parse_clip_method(m, tile=tile, threshold=threshold, backend=backend, device=device, threads=threads,
-                               dust=dust)
+                               dust=dust, tta=tta)
              for m in methods]
     result = evaluate_sequence(clip.frames, built, seed=seed, polarity=polarity, params=params, numbers=clip.numbers,
                                settings=clip.settings, strip=figures, progress=progress)
-    result.settings.update({"tile": tile, "threshold": threshold, "dust": dust, "backend": backend, "device": device})
+    result.settings.update({"tile": tile, "threshold": threshold, "dust": dust, "tta": tta, "backend": backend,
+                            "device": device})
     if out_dir is not None:
         write_clip_report(result, out_dir, figures=figures)
     return result
