@@ -17,4 +17,7 @@ DEFAULT_TILE = 2048
 #: which way damage changes the picture (``RestoreOptions.dust``, the CLI's ``--dust``)
 DUST_POLARITIES = ("any", "dark", "light")
 
-__all__ = ["DEFAULT_TILE", "DUST_POLARITIES", "__version__"]
+#: how many flips/transposes test-time augmentation may average (``RestoreOptions.tta``, ``--tta``)
+TTA_COUNTS = (1, 2, 4, 8)
+
+__all__ = ["DEFAULT_TILE", "DUST_POLARITIES", "TTA_COUNTS", "__version__"]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import DEFAULT_TILE, DUST_POLARITIES, __version__
+from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS, __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +38,7 @@ def _model_options(f):
                           "positive film (damage only darkens; bright highlights are never touched); light: "
                           "negatives scanned and inverted (damage only brightens); any: either (prints carry "
                           "both)."),
-        click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+        click.option("--tta", type=click.Choice([str(n) for n in TTA_COUNTS]), default="1", show_default=True,
                      callback=lambda ctx, param, value: int(value),
                      help="Run the model on N flips/transposes of each frame and average them: more dust found "
                           "and repaired better, N times slower (still scans, or reels with time to spare)."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import DEFAULT_TILE, DUST_POLARITIES
+from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
 
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
@@ -27,7 +27,7 @@ def _model_options(f):
         click.option("--dust", type=click.Choice(list(DUST_POLARITIES)), default="any", show_default=True,
                      help="Mask models: which way damage changes the picture (as for restore); a model spec's "
                           ":dust=... overrides it for that model."),
-        click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+        click.option("--tta", type=click.Choice([str(n) for n in TTA_COUNTS]), default="1", show_default=True,
                      callback=lambda ctx, param, value: int(value),
                      help="Models: average over N flips/transposes of each image (as for restore); a model "
                           "spec's :tta=N overrides it for that model."),

@@ -6,11 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import DEFAULT_TILE, DUST_POLARITIES
+from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
 from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
-
-#: how many transforms test-time augmentation may average (:attr:`RestoreOptions.tta`)
-TTA_COUNTS = (1, 2, 4, 8)
 
 
 def dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -176,7 +173,7 @@ class Restorer:
         for k in range(1, o.tta):  # test-time augmentation: the mean over o.tta transforms
             out, mask = self._infer(dihedral(chw, k))
             restored = restored + inverse_dihedral(out, k)
-            if prob is not None and mask is not None:
+            if prob is not None:  # a mask network: _infer returns a mask for every input
                 prob = prob + inverse_dihedral(mask, k)
         if o.tta > 1:
             restored /= np.float32(o.tta)

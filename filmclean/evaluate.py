@@ -608,8 +608,8 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
     loaded with :func:`filmclean.model.load_model` and run by :class:`filmclean.engine.Restorer`
     (``tile=None``: whole frames; ``dust``, ``tta``: as :class:`filmclean.engine.RestoreOptions`).
     Raises :class:`filmclean.errors.ModelError` if it cannot load."""
-    from . import DUST_POLARITIES
-    from .engine import TTA_COUNTS, RestoreOptions, Restorer
+    from . import DUST_POLARITIES, TTA_COUNTS
+    from .engine import RestoreOptions, Restorer
     from .model import default_model_paths, file_digest, load_model
 
     if dust not in DUST_POLARITIES:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from filmclean.engine import TTA_COUNTS, RestoreOptions, Restorer, dihedral, inverse_dihedral
+from filmclean import TTA_COUNTS
+from filmclean.engine import RestoreOptions, Restorer, dihedral, inverse_dihedral
 from filmclean.errors import InputError
 from filmclean.evaluate import parse_method
 from filmclean.io.images import read_image
@@ -24,7 +25,8 @@ def net_file(tmp_path_factory):
     net = MaskGuidedNet(**SMALL, fill_levels=2)
     for p in net.parameters():
         p.data.normal_(0, 0.2)
-    return save_model(net, "maskguided", {**SMALL, "fill_levels": 2}, tmp_path_factory.mktemp("tta") / "small.safetensors")
+    path = tmp_path_factory.mktemp("tta") / "small.safetensors"
+    return save_model(net, "maskguided", {**SMALL, "fill_levels": 2}, path)
 
 
 class ColumnBackend:
