@@ -94,6 +94,9 @@ class OnnxBackend:
         want_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available and cuda_available())
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
+        # no memory pattern: planning one arena block per input shape costs ~60 % more peak memory
+        # (1.75 vs 1.10 GB on a 2048-px tile of the default model) for no measurable speed
+        opts.enable_mem_pattern = False
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = int(threads)
@@ -118,6 +121,22 @@ class OnnxBackend:
         img = outs[0].astype(np.float32, copy=False)
         mask = outs[1].astype(np.float32, copy=False) if len(outs) > 1 else None
         return img, mask
+
+    def release_memory(self) -> None:
+        """Hand the free part of ONNX Runtime's CPU memory arena back to the system. The arena keeps
+        the largest working set it has needed (about 1 GB for a 2048-px tile); after a very large
+        frame that would sit beside the frame while it is encoded. A tiny run with arena shrinkage
+        frees it (the next frame grows it again: a few allocations)."""
+        import onnxruntime as ort
+
+        if self.device != "cpu":
+            return
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        side = max(32, int(self.info.get("size_multiple", 1)))
+        channels = int(self.info.get("in_channels", 3))
+        x = np.zeros((1, channels, side, side), np.float16 if self.input_half else np.float32)
+        self.session.run(None, {self.input_name: x}, options)
 
     def describe(self) -> str:
         return f"onnx ({self.providers[0]})"

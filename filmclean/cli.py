@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import signal
 import sys
+import threading
 
 import click
 
@@ -54,6 +57,13 @@ def _model_options(f):
     return f
 
 
+def _seconds(param: click.Parameter, value: float | None) -> float | None:
+    """A time option: a finite number of seconds, at least 0."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"{value} is not a time in seconds (a finite number, at least 0)", param=param)
+    return value
+
+
 def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta, temporal, threads,
                    quiet):
     from .engine import RestoreOptions, Restorer
@@ -78,8 +88,10 @@ def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, t
 @click.option("--codec", default=None, help="Override the encoder (e.g. ffv1, prores_ks, libx264, libx265).")
 @click.option("--crf", type=int, default=None, help="Quality for H.264/H.265 (lower is better).")
 @click.option("--pix-fmt", default=None, help="Override the output pixel format (e.g. yuv422p10le).")
-@click.option("--start", type=float, default=None, help="Start time in seconds.")
-@click.option("--end", type=float, default=None, help="End time in seconds (exclusive).")
+@click.option("--start", type=float, default=None, callback=lambda c, p, v: _seconds(p, v),
+              help="Start time in seconds.")
+@click.option("--end", type=float, default=None, callback=lambda c, p, v: _seconds(p, v),
+              help="End time in seconds (exclusive).")
 @click.option("--mask-out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the damage mask as a greyscale video (mask models only).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
@@ -139,26 +151,58 @@ def _register_lifecycle_commands() -> None:
 _register_lifecycle_commands()
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM/SIGHUP (``kill``, ``timeout``, job schedulers, a closed
+    terminal): handled exactly like Ctrl-C, so every writer removes its partial file on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _interrupted(exc: BaseException | None) -> None:
+    """Report an interruption in one line and exit 128 + the signal number (130 for Ctrl-C)."""
+    while exc is not None and not isinstance(exc, KeyboardInterrupt):
+        exc = exc.__cause__ or exc.__context__
+    if isinstance(exc, Terminated):
+        click.echo(f"filmclean: terminated ({signal.Signals(exc.signum).name}); no partial output left", err=True)
+        sys.exit(128 + exc.signum)
+    click.echo("filmclean: interrupted", err=True)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    """Console-script entry point: user errors become one line on stderr and exit code 2; SIGINT,
+    SIGTERM and SIGHUP stop the run cleanly (partial files removed) with exit 128 + signal."""
     from .errors import FilmcleanError
 
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, _terminate) for s in _STOP_SIGNALS}
     try:
         cli.main(args=argv, prog_name="filmclean", standalone_mode=False)
     except FilmcleanError as exc:
         click.echo(f"filmclean: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("filmclean: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("filmclean: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
-from .tiling import TileAccumulator, TileGrid, extract_tiles, make_grid, pad_frame
+from .tiling import BandAccumulator, TileGrid, make_grid, read_tile, reflect_index
 
 
 def dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -108,7 +110,7 @@ class Restorer:
         self.in_channels = int(info.get("in_channels", 3))
         # reflection margin around the frame: enough context for the network at the frame border
         self.margin = min(self.radius, 16)
-        self._grids: dict[tuple[int, int], TileGrid] = {}  # a reel's frames share one tile plan
+        self._grids: dict[tuple[int, int], tuple[TileGrid, int]] = {}  # a reel's frames share one tile plan
 
     @property
     def overlap(self) -> int:
@@ -125,70 +127,234 @@ class Restorer:
         """Whether the network takes the 11-channel stack of :func:`filmclean.temporal.build_stack`."""
         return self.in_channels != 3
 
-    def _infer(self, chw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network's ``(restored (3, H, W), prob (1, H, W) or None)`` for one ``(C, H, W)`` input,
-        tile by tile."""
-        h, w = chw.shape[1:]
-        o = self.options
-        grid = self._grids.get((h, w))
-        if grid is None:
-            grid = make_grid(h, w, o.tile, self.overlap, self.multiple, self.margin, self.radius)
-            self._grids[(h, w)] = grid
-        padded = pad_frame(np.ascontiguousarray(chw, dtype=np.float32), grid)
-        img_acc = TileAccumulator(grid, 3)
-        mask_acc = TileAccumulator(grid, 1) if self.has_mask else None
-        n = len(grid)
-        bs = max(1, int(o.batch))
-        for first in range(0, n, bs):
-            idx = list(range(first, min(n, first + bs)))
-            out, mask = self.backend(extract_tiles(padded, grid, idx))
-            for j, i in enumerate(idx):
-                img_acc.add(i, out[j])
-                if mask_acc is not None and mask is not None:
-                    mask_acc.add(i, mask[j])
-        return img_acc.result(), (mask_acc.result() if mask_acc is not None else None)
+    def _grid(self, h: int, w: int) -> TileGrid:
+        """The tile plan for ``h x w`` frames (see :meth:`_plan`)."""
+        return self._plan(h, w)[0]
 
-    def restore(self, rgb: np.ndarray, stack: np.ndarray | None = None) -> RestoredFrame:
+    def _plan(self, h: int, w: int) -> tuple[TileGrid, int]:
+        """``(grid, tiles per network call)`` for ``h x w`` frames: tiles of at most
+        ``options.tile`` and calls of at most ``options.batch`` tiles, made smaller while the
+        estimated working memory -- the network's on one call (:data:`NETWORK_BYTES_PER_PIXEL`) plus
+        one band of blended rows -- exceeds :data:`WORK_BUDGET`: first fewer tiles per call, then
+        smaller tiles (in 256-px steps, down to 512). 1080p, 2K and 4K frames keep their tiles;
+        a 100-megapixel scan gets smaller ones."""
+        plan = self._grids.get((h, w))
+        if plan is None:
+            o = self.options
+            tile = o.tile
+            per_pixel = NETWORK_BYTES_PER_PIXEL + 12 * self.in_channels
+            while True:
+                grid = make_grid(h, w, tile, self.overlap, self.multiple, self.margin, self.radius)
+                area = grid.tile_h * grid.tile_w
+                band = 4 * (5 if self.has_mask else 4) * grid.tile_h * grid.padded_shape[1]
+                fits = int(max(0.0, WORK_BUDGET - band) // (per_pixel * area))
+                if fits >= 1 or tile is None or tile <= 512:
+                    break
+                tile = max(512, tile - 256)
+            plan = grid, max(1, min(int(o.batch), len(grid.xs), fits, max(1, BATCH_PIXELS // area)))
+            self._grids[(h, w)] = plan
+        return plan
+    def _bands(self, source) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """The network's output for a ``(C, H, W)`` input (an array, or a lazy source as
+        :func:`filmclean.tiling.read_tile` takes), a band of rows at a time: ``(first row,
+        restored (3, n, W), prob (1, n, W) or None)`` for consecutive rows covering the frame.
+
+        Only one row of tiles is held, and a network call takes at most :data:`BATCH_PIXELS` of
+        tiles, so memory does not grow with the frame. Tiles are cleaned before the network sees
+        them (:func:`clean_tile`).
+        """
+        h, w = source.shape[1:]
+        grid, bs = self._plan(h, w)
+        acc = BandAccumulator(grid, 4 if self.has_mask else 3)  # repair and mask share one weight sum
+        n_x = len(grid.xs)
+        pos = grid.positions
+        for iy in range(len(grid.ys)):
+            row = list(range(iy * n_x, (iy + 1) * n_x))
+            for first in range(0, n_x, bs):
+                idx = row[first:first + bs]
+                cut = [clean_tile(read_tile(source, grid, pos[i][0], pos[i][1])) for i in idx]
+                tiles = cut[0][None] if len(cut) == 1 else np.stack(cut)
+                del cut
+                out, mask = self.backend(tiles)
+                if self.has_mask and mask is None:
+                    raise ValueError("the network was declared with a damage mask but returned none")
+                for j, i in enumerate(idx):
+                    acc.add(i, out[j] if mask is None else np.concatenate([out[j], mask[j]]))
+            r0, r1 = acc.finished()
+            step = max(1, COMPOSE_PIXELS // w)
+            for c0 in range(r0, r1, step):  # in pieces: no band-sized temporaries downstream
+                band = acc.blended(c0, min(r1, c0 + step))
+                yield c0, band[:3], (band[3:] if self.has_mask else None)
+            if iy < len(grid.ys) - 1:
+                acc.advance()
+        release = getattr(self.backend, "release_memory", None)
+        if release is not None and h * w >= RELEASE_PIXELS:
+            release()  # the network's working memory need not sit beside a huge frame being encoded
+
+    def _infer(self, chw) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's ``(restored (3, H, W), prob (1, H, W) or None)`` for one ``(C, H, W)`` input."""
+        h, w = chw.shape[1:]
+        restored = np.empty((3, h, w), np.float32)
+        prob = np.empty((1, h, w), np.float32) if self.has_mask else None
+        for r0, out, mask in self._bands(chw):
+            restored[:, r0:r0 + out.shape[1]] = out
+            if prob is not None and mask is not None:
+                prob[:, r0:r0 + out.shape[1]] = mask
+        return restored, prob
+
+    def restore(self, rgb: np.ndarray, stack: np.ndarray | None = None, out: np.ndarray | None = None,
+                mask: bool = True) -> RestoredFrame:
         """Restore one frame ``rgb`` ``(H, W, 3)``.
 
         Temporal networks also need ``stack``, the ``(11, H, W)`` input of
         :func:`filmclean.temporal.build_stack` whose first three channels are ``rgb``; tiles are cut
-        from it, so each tile carries its neighbours' tiles. Other networks take no ``stack``.
+        from it, so each tile carries its neighbours' tiles. Without one (no neighbours), the stack
+        is made tile by tile. Other networks take no ``stack``.
+
+        ``out``: where to write the restored frame (``(H, W, 3)`` float32; may be ``rgb`` itself, to
+        restore in place when the input is not needed afterwards). Pixels that are not finite or lie
+        outside ``[0, 1]`` in any channel (float EXR/TIFF) are passed through untouched (mask 0); the
+        network sees them cleaned (:func:`clean_tile`), so they do not disturb the rest.
+        ``mask=False``: do not keep the frame's damage mask (``RestoredFrame.mask`` is ``None``),
+        one frame-sized buffer fewer when nobody asked for it.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
+        o = self.options
+        source: Any
         if self.temporal:
             if stack is None:
-                from .temporal import build_stack
+                source = NeighbourlessStack(rgb)
+                if o.tta > 1:
+                    from .temporal import build_stack
 
-                stack = build_stack(rgb, None, None)
-            if stack.shape != (self.in_channels, h, w):
-                raise ValueError(f"expected a ({self.in_channels}, {h}, {w}) stack, got shape {stack.shape}")
+                    source = build_stack(rgb, None, None)
+            else:
+                source = stack
+            if source.shape != (self.in_channels, h, w):
+                raise ValueError(f"expected a ({self.in_channels}, {h}, {w}) stack, got shape {source.shape}")
         elif stack is not None:
             raise ValueError("this network takes single frames; no stack")
-        chw = np.transpose(rgb, (2, 0, 1)) if stack is None else stack
-        o = self.options
-        restored, prob = self._infer(chw)
+        else:
+            source = np.transpose(rgb, (2, 0, 1))
+        if out is None:
+            out = np.empty((h, w, 3), np.float32)
+        elif out.shape != (h, w, 3) or out.dtype != np.float32:
+            raise ValueError(f"out must be a float32 ({h}, {w}, 3) array, got {out.dtype} {out.shape}")
+        if o.tta == 1 and not (np.shares_memory(out, rgb) and not self._in_place_safe(h, w)):
+            bands = ((r0, np.transpose(res, (1, 2, 0)), None if m is None else m[0])
+                     for r0, res, m in self._bands(source))
+            return self._compose(rgb, bands, out, mask)
+        restored, prob = self._infer(source)
         for k in range(1, o.tta):  # test-time augmentation: the mean over o.tta transforms
-            out, mask = self._infer(dihedral(chw, k))
-            restored = restored + inverse_dihedral(out, k)
-            if prob is not None:  # a mask network: _infer returns a mask for every input
-                prob = prob + inverse_dihedral(mask, k)
+            res_k, mask_k = self._infer(dihedral(source, k))
+            restored += inverse_dihedral(res_k, k)
+            if prob is not None and mask_k is not None:  # a mask network: _infer returns a mask for every input
+                prob += inverse_dihedral(mask_k, k)
         if o.tta > 1:
             restored /= np.float32(o.tta)
             if prob is not None:
                 prob /= np.float32(o.tta)
-        if prob is None:
-            image = np.clip(np.transpose(restored, (1, 2, 0)), 0.0, 1.0)
-            return RestoredFrame(np.ascontiguousarray(image, dtype=np.float32), None)
-        prob = np.clip(prob[0], 0.0, 1.0)
-        repaired = np.transpose(restored, (1, 2, 0))
-        if o.dust != "any":
-            repaired = polarity_clamp(rgb, repaired, o.dust)
-            prob = np.where((repaired == rgb).all(axis=-1), np.float32(0.0), prob)
-        image = composite(rgb, repaired, prob, o.threshold)
-        return RestoredFrame(image, prob.astype(np.float32))
+        return self._compose(rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]),
+                             out, mask)
+
+    def _in_place_safe(self, h: int, w: int) -> bool:
+        """Whether rows finished by one row of tiles are never read again by a later row (true
+        unless the tiles are tiny), so that the output may overwrite the input as it goes."""
+        grid = self._grid(h, w)
+        t = grid.pad[0]
+        for iy in range(len(grid.ys) - 1):
+            done = grid.ys[iy + 1] - t  # frame rows below this are written after row iy
+            later = reflect_index(np.arange(grid.ys[iy + 1] - t, grid.padded_shape[0] - t), grid.height)
+            if later.min() < done:
+                return False
+        return True
+
+    def _compose(self, rgb: np.ndarray, bands: Iterator[tuple[int, np.ndarray, np.ndarray | None]],
+                 out: np.ndarray, keep_mask: bool = True) -> RestoredFrame:
+        """Write the output band by band: the clipped output of a plain network, or for mask
+        networks the repair composited over the untouched input (:func:`composite`)."""
+        o = self.options
+        full_mask = np.zeros(rgb.shape[:2], np.float32) if self.has_mask and keep_mask else None
+        for r0, repaired, prob in bands:
+            r1 = r0 + repaired.shape[0]
+            src = rgb[r0:r1]
+            valid = valid_pixels(src)
+            if prob is None:
+                out[r0:r1] = np.where(valid[..., None], np.clip(repaired, 0.0, 1.0), src)
+                continue
+            prob = np.clip(prob, 0.0, 1.0)
+            if o.dust != "any":
+                repaired = polarity_clamp(src, repaired, o.dust)
+                prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
+            prob = np.where(valid, prob, np.float32(0.0)).astype(np.float32, copy=False)
+            # invalid pixels stay as they are even at threshold 0 (their mask is 0)
+            out[r0:r1] = np.where(valid[..., None], composite(src, repaired, prob, o.threshold), src)
+            if full_mask is not None:
+                full_mask[r0:r1] = prob
+        return RestoredFrame(out, full_mask)
+
+
+RELEASE_PIXELS = 20_000_000
+"""Frames of at least this many pixels (beyond 4K) hand the network's working memory back to the
+system when they are done (see ``release_memory`` of :class:`filmclean.backends.OnnxBackend`)."""
+
+COMPOSE_PIXELS = 1 << 20
+"""Blended rows are composited over the input in pieces of about this many pixels."""
+
+WORK_BUDGET = 1.25e9
+"""Bytes the tile plan allows for the network's working memory plus one band of blended rows."""
+
+NETWORK_BYTES_PER_PIXEL = 300
+"""Working memory of the networks per input pixel of one call, measured with ONNX Runtime on the CPU
+(default model 1.10 GB, temporal model 1.63 GB for a 2048x2048 tile, i.e. 262 and 389 bytes, of
+which the input stack is counted apart)."""
+
+BATCH_PIXELS = 4_500_000
+"""Most tile pixels per network call: the batch is cut down for large tiles, so that the network's
+working memory stays near that of one 2048-px tile (about 1 GB with ONNX Runtime on the CPU)."""
+
+
+class NeighbourlessStack:
+    """The temporal network's ``(11, H, W)`` input for a frame without usable neighbours (the frame
+    itself three times, trust 0), made region by region for :func:`filmclean.tiling.read_tile`
+    instead of as a frame-sized array (equal to ``build_stack(rgb, None, None)``)."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self.shape = (11, rgb.shape[0], rgb.shape[1])
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        _, rows, cols = key
+        cur = np.transpose(self.rgb[rows, cols], (2, 0, 1))
+        return np.concatenate([cur, cur, cur, np.zeros((2, *cur.shape[1:]), np.float32)])
+
+
+def valid_pixels(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose channels are all finite and within ``[0, 1]`` -- the only ones
+    a repair may change (float formats can hold NaN, infinities and out-of-range values)."""
+    with np.errstate(invalid="ignore"):
+        return ((rgb >= 0.0) & (rgb <= 1.0)).all(axis=-1)
+
+
+def clean_tile(tile: np.ndarray) -> np.ndarray:
+    """What the network may see of a ``(C, h, w)`` tile, in place: non-finite samples replaced by
+    the mean of the finite ones within 2 px (0 where there are none), then everything clipped to
+    ``[0, 1]`` (the range the networks were trained on). A NaN then looks like its surroundings
+    rather than like a speck, and cannot spread through the network to the rest of the tile."""
+    bad = ~np.isfinite(tile)
+    if bad.any():
+        import cv2
+
+        good = (~bad).astype(np.float32)
+        tile[bad] = 0.0
+        for c in np.flatnonzero(bad.any(axis=(1, 2))):
+            num = cv2.blur(tile[c] * good[c], (5, 5), borderType=cv2.BORDER_REFLECT)
+            den = cv2.blur(good[c], (5, 5), borderType=cv2.BORDER_REFLECT)
+            tile[c][bad[c]] = (num / np.maximum(den, 1e-6))[bad[c]]
+    np.clip(tile, 0.0, 1.0, out=tile)
+    return tile
 
 
 def polarity_clamp(rgb: np.ndarray, repaired: np.ndarray, dust: str) -> np.ndarray:

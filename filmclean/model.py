@@ -47,10 +47,24 @@ NO_MODEL = ("no model is installed: the trained default model has not been shipp
             "filmclean; pass --model PATH (a .safetensors or .onnx file from 'filmclean train' / 'filmclean export-onnx')")
 
 
-def _onnx_cache_for(st_path: Path) -> Path:
+def _onnx_cache_for(st_path: Path, digest: str) -> Path:
+    """Where the ONNX export of ``st_path`` (whose SHA-256 is ``digest``) is cached."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "filmclean" / "onnx"
-    digest = sha256_file(st_path)[:16]
-    return base / f"{st_path.stem}-{digest}.onnx"
+    return base / f"{st_path.stem}-{digest[:16]}.onnx"
+
+
+def is_export_of(onnx_path: Path, digest: str) -> bool:
+    """Whether ``onnx_path`` is a readable filmclean ONNX export whose metadata records that it was
+    made from a ``.safetensors`` file with SHA-256 ``digest`` (``filmclean.source_sha256``).
+
+    An ``.onnx`` with no such record (an older export, a foreign file) or another checksum is not
+    taken for the ``.safetensors`` model, whatever its name or architecture."""
+    if not onnx_path.is_file():
+        return False
+    try:
+        return read_spec(onnx_path).source_sha256 == digest.lower()
+    except ModelError:
+        return False
 
 
 def load_model(path: str | Path | None = None, backend: str = "auto", device: str = "auto",
@@ -65,6 +79,12 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
     - ``"onnx"``: an ``.onnx`` model, or a ``.safetensors`` one exported on first use into a cache;
     - ``"auto"``: ONNX Runtime when an ONNX file is at hand or when running on the CPU (it is
       faster there; a ``.safetensors`` model is exported once into a cache), else torch.
+
+    The model run is the file named, or an export verifiably made from it: for a user's
+    ``.safetensors``, an ``.onnx`` beside it (``auto``) or in the cache is only used when its
+    recorded source checksum is the ``.safetensors``' SHA-256 (:func:`is_export_of`); otherwise the
+    model is exported afresh into the cache. The shipped models are checked against their
+    ``SHA256SUMS`` instead.
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ModelError(f"unknown backend {backend!r} (auto, torch or onnx)")
@@ -84,14 +104,10 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
         p = Path(path)
         spec = read_spec(p)
         st_path, onnx_path = (p, None) if spec.format == "safetensors" else (None, p)
-        if st_path is not None:
+        if st_path is not None and backend == "auto":
             sibling = st_path.with_suffix(".onnx")
-            if sibling.is_file() and backend == "auto":
-                try:
-                    if read_spec(sibling).arch == spec.arch:
-                        onnx_path = sibling
-                except ModelError:
-                    onnx_path = None
+            if sibling.is_file() and is_export_of(sibling, _sha256(st_path)):
+                onnx_path = sibling
 
     if backend == "auto":
         # ONNX Runtime is the faster engine on CPU: use it there, exporting a .safetensors model to
@@ -108,13 +124,24 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
         return TorchBackend(net, network_info(net), device=device, fp16=fp16, threads=threads)
     if onnx_path is None:
         assert st_path is not None
-        onnx_path = _onnx_cache_for(st_path)
-        if not onnx_path.is_file():
+        digest = _sha256(st_path)
+        onnx_path = _onnx_cache_for(st_path, digest)
+        if not is_export_of(onnx_path, digest):  # absent, from an older version, or not this model's
             from .onnx_export import export_onnx
 
             export_onnx(st_path, onnx_path, check=False)
+            if not is_export_of(onnx_path, digest):
+                raise ModelError("model file changed while it was being exported; run again", st_path)
     spec = read_spec(onnx_path)
     return OnnxBackend(onnx_path, _onnx_info(spec), device=device, threads=threads)
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a model file, as :class:`ModelError` when it cannot be read."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file ({exc.strerror})", path) from None
 
 
 def single_frame_fallback(be, options, backend, device, threads):
@@ -137,7 +164,16 @@ def _onnx_info(spec: ModelSpec) -> dict:
         raise ModelError(f"ONNX model lacks filmclean metadata ({', '.join(missing)}); export it with 'filmclean export-onnx'",
                          spec.path)
     out = {k: info[k] for k in ("size_multiple", "receptive_radius", "has_mask")}
-    out["in_channels"] = int(info.get("in_channels", 3))
+    out["in_channels"] = info.get("in_channels", 3)
+    checks = {
+        "size_multiple": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+        "receptive_radius": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1 << 16,
+        "has_mask": lambda v: isinstance(v, bool),
+        "in_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024,
+    }
+    bad = [f"{k}={repr(out[k])[:40]}" for k, ok in checks.items() if not ok(out[k])]
+    if bad:
+        raise ModelError(f"ONNX model has invalid filmclean metadata ({', '.join(bad)})", spec.path)
     return out
 
 

@@ -6,7 +6,9 @@ the network's ``size_multiple``), output ``image`` ``(N, 3, H, W)`` and, for net
 ``has_mask``, ``mask`` ``(N, 1, H, W)``. ``metadata_props`` carry ``filmclean.arch``,
 ``filmclean.config`` and ``filmclean.info`` (copied from the source model) plus
 ``filmclean.size_multiple``, ``filmclean.receptive_radius`` and ``filmclean.has_mask`` (JSON values),
-so :func:`filmclean.modelfile.read_spec` reads an exported file like a ``.safetensors`` one.
+so :func:`filmclean.modelfile.read_spec` reads an exported file like a ``.safetensors`` one, and
+``filmclean.source_sha256``, the SHA-256 of the source ``.safetensors`` file, which
+:func:`filmclean.model.load_model` checks before using an export in place of its source.
 
 ``fp16=True`` stores weights and computes in float16 while the graph's input and outputs stay
 float32 (a ``Cast`` after the input and before each output), so callers feed the same arrays as for
@@ -29,10 +31,21 @@ TOLERANCE_FP16 = 2e-2
 
 
 def _load_source(model_path: Path):
-    """``(net, metadata dict)`` from a filmclean model file, a training checkpoint or a run folder."""
+    """``(net, metadata dict)`` from a filmclean model file, a training checkpoint or a run folder.
+
+    The metadata includes ``filmclean.source_sha256``, the SHA-256 of the file the weights came from
+    (taken before reading them)."""
     from safetensors import safe_open
 
-    from .modelfile import META_ARCH, META_CONFIG, META_INFO, load_torch_network
+    from .modelfile import (
+        META_ARCH,
+        META_CONFIG,
+        META_INFO,
+        META_SOURCE_SHA256,
+        load_torch_network,
+        network_from_state,
+        sha256_file,
+    )
 
     if model_path.is_dir():
         model_path = model_path / "model.safetensors"
@@ -42,17 +55,25 @@ def _load_source(model_path: Path):
         raise ModelError("model file not found", model_path)
     if model_path.suffix.lower() != ".safetensors":
         raise ModelError("expected a filmclean .safetensors model (or a training run folder)", model_path)
-    from filmclean.train.loop import is_training_checkpoint, network_from_checkpoint
+    from filmclean.train.loop import is_training_checkpoint, read_checkpoint
 
+    try:
+        digest = sha256_file(model_path)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file ({exc.strerror})", model_path) from None
     if is_training_checkpoint(model_path):
-        net, arch, config = network_from_checkpoint(model_path)
-        meta = {META_ARCH: arch, META_CONFIG: json.dumps(config, sort_keys=True), META_INFO: json.dumps({"source": "training checkpoint"})}
+        tensors, _, cfg = read_checkpoint(model_path)
+        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        net = network_from_state(cfg.arch, cfg.arch_config, state, model_path)
+        meta = {META_ARCH: cfg.arch, META_CONFIG: json.dumps(dict(cfg.arch_config), sort_keys=True),
+                META_INFO: json.dumps({"source": "training checkpoint"}), META_SOURCE_SHA256: digest}
         return net, meta
     net, _spec = load_torch_network(model_path)
     with safe_open(str(model_path), framework="pt") as f:
         raw = f.metadata() or {}
     meta = {k: raw[k] for k in (META_ARCH, META_CONFIG, META_INFO) if k in raw}
     meta.setdefault(META_INFO, "{}")
+    meta[META_SOURCE_SHA256] = digest
     return net, meta
 
 

@@ -8,6 +8,7 @@ writers delete their temporary files, so nothing is ever left under the final ou
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import re
@@ -64,21 +65,55 @@ def _get(q: queue.Queue, stop: threading.Event, stages: list[_Stage]) -> Any:
                 return _DONE
 
 
+class _Budget:
+    """Bytes of frames between reading and writing; the reader waits while the budget is spent
+    (an item larger than the whole budget still goes through, alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, stop: threading.Event) -> bool:
+        with self._cond:
+            while self.used > 0 and self.used + n > self.limit:
+                if stop.is_set():
+                    return False
+                self._cond.wait(timeout=0.1)
+            self.used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+IN_FLIGHT_BYTES = 1 << 30
+"""Most bytes of decoded frames held between reader, network and writer (a few 4K frames; one
+100-megapixel scan at a time)."""
+
+
 def run_stages(source: Iterable[Any], process: Callable[[Any], Any], sink: Callable[[Any], None],
-               queue_size: int = 4) -> None:
+               queue_size: int = 4, size_of: Callable[[Any], int] = lambda item: 0,
+               budget: int = IN_FLIGHT_BYTES) -> None:
     """Run ``sink(process(item))`` for every item of ``source`` with the three stages overlapped.
 
     ``source`` is iterated in a reader thread and ``sink`` is called in a writer thread, both in
     order; ``process`` runs in the calling thread. The first exception raised anywhere (including
-    ``KeyboardInterrupt`` here) stops every stage and is re-raised here.
+    ``KeyboardInterrupt`` here) stops every stage and is re-raised here. At most ``queue_size``
+    items wait in each queue, and the items between reading and the end of their ``sink`` weigh
+    at most ``budget`` bytes by ``size_of`` (one item at a time when an item alone is larger).
     """
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=queue_size)
+    spent = _Budget(budget)
 
     def read() -> None:
         for item in source:
-            if not _put(q_in, item, stop):
+            n = size_of(item)
+            if not spent.acquire(n, stop) or not _put(q_in, (item, n), stop):
                 return
         _put(q_in, _DONE, stop)
 
@@ -92,7 +127,10 @@ def run_stages(source: Iterable[Any], process: Callable[[Any], Any], sink: Calla
                 continue
             if item is _DONE:
                 return
-            sink(item)
+            out, n = item
+            sink(out)
+            del item, out
+            spent.release(n)
 
     reader = _Stage(read, "filmclean-reader")
     writer = _Stage(write, "filmclean-writer")
@@ -100,10 +138,12 @@ def run_stages(source: Iterable[Any], process: Callable[[Any], Any], sink: Calla
     writer.start()
     try:
         while True:
-            item = _get(q_in, stop, [reader, writer])
-            if item is _DONE:
+            got = _get(q_in, stop, [reader, writer])
+            if got is _DONE:
                 break
-            out = process(item)
+            item, n = got
+            out = (process(item), n)
+            del got, item
             while True:
                 if writer.error is not None:
                     raise writer.error
@@ -112,8 +152,8 @@ def run_stages(source: Iterable[Any], process: Callable[[Any], Any], sink: Calla
                     break
                 except queue.Full:
                     continue
-        if not _put(q_out, _DONE, stop):
-            pass
+            del out
+        _put(q_out, _DONE, stop)
         while writer.is_alive():
             writer.join(timeout=0.1)
         if writer.error is not None:
@@ -225,6 +265,7 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
         if same_file(options.mask_out, out) or Path(options.mask_out).absolute() == out.absolute():
             raise OutputError("--mask-out must differ from the restored output", options.mask_out)
     info = probe_video(inp)
+    _check_range(info, options)
     tr = TemporalRestorer(restorer, temporal=options.temporal)
     stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
     t0 = time.perf_counter()
@@ -242,7 +283,8 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                         if isinstance(item, (VideoFrameItem, Window)):
                             win = item if isinstance(item, Window) else Window(item, item.index)
                             t = time.perf_counter()
-                            res = tr.restore(win, rgb=_rgb_of)
+                            res = tr.restore(win, rgb=_rgb_of, in_place=not tr.use_neighbours,
+                                             mask=mask_writer is not None)
                             stats.model_seconds += time.perf_counter() - t
                             return replace(win.current, rgb=res.image), res.mask, win.current
                         return item, None, None
@@ -260,7 +302,7 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
 
                     source = (windows(reader, is_frame=_is_frame, is_output=_is_output) if tr.use_neighbours
                               else reader)
-                    run_stages(source, process, sink)
+                    run_stages(source, process, sink, size_of=_item_bytes)
                 stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
                 if stats.frames == 0:
                     raise InputError("no video frames decoded in the requested range", inp)
@@ -272,6 +314,24 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                 raise
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _item_bytes(item: Any) -> int:
+    frame = item.current if isinstance(item, Window) else item
+    rgb = getattr(frame, "rgb", None)
+    return int(rgb.nbytes) if rgb is not None else 0
+
+
+def _check_range(info: Any, options: VideoOptions) -> None:
+    """Refuse, in one line, a time range that is not numbers of seconds or lies past the video's end."""
+    for name, value in (("--start", options.start), ("--end", options.end)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{name} {value} is not a time in seconds", info.path)
+    if options.start is not None and options.end is not None and options.end <= options.start:
+        raise InputError(f"--end {options.end} must be after --start {options.start}", info.path)
+    if options.start is not None and info.duration and options.start >= info.duration:
+        raise InputError(f"--start {options.start:g} s is at or after the end of the video ({info.duration:.3f} s)",
+                         info.path)
 
 
 def _rgb_of(item: Any) -> np.ndarray:
@@ -330,33 +390,100 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
 
     Finished outputs already in ``out_dir`` are skipped (so an interrupted run resumes) unless
-    ``force``. Each output is written under a temporary name and renamed when complete.
-    With a temporal network and ``temporal``, the frames of a sequence (:func:`looks_like_sequence`)
-    are restored with their neighbours (a skipped frame is still read when a neighbour needs it);
-    unrelated stills are always restored one by one.
+    ``force``. Each output is written under a temporary name and renamed when complete; partial
+    files left in the output folders by a killed run are removed first. With a temporal network
+    and ``temporal``, the frames of a sequence (:func:`looks_like_sequence`) are restored with
+    their neighbours (a skipped frame is still read when a neighbour needs it); unrelated stills
+    are always restored one by one. ``mask_dir`` receives each frame's damage mask as a 16-bit
+    greyscale PNG named after the frame. Output and mask files are checked against the inputs and
+    against each other before anything is written (:func:`check_frame_outputs`); folders this call
+    creates are removed again if it fails before writing into them.
     """
-    from .io.images import ImageData, list_images, read_image, write_image
+    from .io import remove_stale_partials
+    from .io.images import list_images
 
     files = list_images(spec)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError("output must be a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise OutputError("output folder is not writable", out)
-    in_res = {p.resolve() for p in files}
     mdir = Path(mask_dir) if mask_dir is not None else None
     if mdir is not None and not restorer.has_mask:
         raise FilmcleanError("--mask-out: this model predicts no damage mask", mdir)
-    if mdir is not None:
-        mdir.mkdir(parents=True, exist_ok=True)
+    check_frame_outputs(files, out, mdir)
+    created = [d for d in (out, mdir) if d is not None and _make_folder(d)]
+    try:
+        for d in (out, mdir):
+            if d is not None:
+                remove_stale_partials(d)
+        return _restore_files(files, out, mdir, restorer, force, quiet, temporal)
+    except BaseException:
+        for d in created:
+            _remove_if_empty(d)
+        raise
+
+
+def mask_name_for(src: Path, mask_dir: Path) -> Path:
+    """Where :func:`restore_frames` writes the damage mask of ``src``."""
+    return mask_dir / (src.stem + ".png")
+
+
+def check_frame_outputs(files: list[Path], out: Path, mask_dir: Path | None) -> None:
+    """Refuse, before anything is written, any output or mask file that would replace an input, and
+    masks that would replace restored outputs (or each other): one place for these checks.
+
+    Raises :class:`OutputError` naming the folder."""
+    from .io import same_file
+
+    for d, what in ((out, "output"), (mask_dir, "--mask-out")):
+        if d is not None and d.exists() and not d.is_dir():
+            raise OutputError(f"{what} must be a folder", d)
+    inputs = {p.resolve() for p in files}
+    input_dirs = {p.resolve().parent for p in files}
+    if any(output_name_for(f, out).resolve() in inputs for f in files):
+        raise OutputError("output folder is the input folder: outputs would overwrite the inputs", out)
+    if mask_dir is None:
+        return
+    if mask_dir.resolve() in input_dirs or any(mask_name_for(f, mask_dir).resolve() in inputs for f in files):
+        raise OutputError("--mask-out is the input folder: masks would be written among (or over) the inputs",
+                          mask_dir)
+    if mask_dir.resolve() == out.resolve() or (mask_dir.exists() and out.exists() and same_file(mask_dir, out)):
+        raise OutputError("--mask-out must differ from the output folder: masks would replace restored images",
+                          mask_dir)
+    names = [mask_name_for(f, mask_dir).name for f in files]
+    clash = {n for n in names if names.count(n) > 1}
+    if clash:
+        raise OutputError(f"two inputs would share the mask file {sorted(clash)[0]} (same name, other extension)",
+                          mask_dir)
+
+
+def _make_folder(folder: Path) -> bool:
+    """Create ``folder`` (and its parents) if needed; whether this call created it. One-line
+    :class:`OutputError` when it cannot be made or written."""
+    from .io import error_reason
+
+    existed = folder.is_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder: {error_reason(exc)}", folder) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError("output folder is not writable", folder)
+    return not existed
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty
+    except OSError:
+        pass
+
+
+def _restore_files(files: list[Path], out: Path, mdir: Path | None, restorer: Restorer, force: bool, quiet: bool,
+                   temporal: bool) -> RunStats:
+    from .io.images import ImageData, read_image, write_image
+
     todo: list[Path] = []
     stats = RunStats(backend=restorer.backend.describe())
     for f in files:
-        target = output_name_for(f, out)
-        if target.resolve() in in_res:
-            raise OutputError("output folder is the input folder: outputs would overwrite the inputs", out)
-        if target.exists() and not force:
+        if output_name_for(f, out).exists() and not force:
             stats.skipped += 1
             continue
         todo.append(f)
@@ -383,7 +510,9 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
         def process(win: Any) -> Any:
             f, data = win.current
             t = time.perf_counter()
-            res = tr.restore(win, rgb=_rgb_of_pair)
+            # without neighbours nothing reads the frame again: restore it in place (one frame-sized
+            # buffer fewer, which is what keeps a 100-megapixel scan within a few GB)
+            res = tr.restore(win, rgb=_rgb_of_pair, in_place=not tr.use_neighbours, mask=mdir is not None)
             stats.model_seconds += time.perf_counter() - t
             return f, data, res
 
@@ -391,16 +520,20 @@ def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, fo
             f, data, res = triple
             write_image(output_name_for(f, out), res.image, like=data, force=True)
             if mdir is not None and res.mask is not None:
-                grey = np.repeat(res.mask[:, :, None], 3, axis=2)
-                write_image(mdir / (f.stem + ".png"), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True),
+                grey = np.broadcast_to(res.mask[:, :, None], (*res.mask.shape, 3))
+                write_image(mask_name_for(f, mdir), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True),
                             force=True)
             stats.frames += 1
             progress.advance()
 
-        run_stages(source(), process, sink)
+        run_stages(source(), process, sink, size_of=_window_bytes)
     stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _window_bytes(win: Any) -> int:
+    return int(win.current[1].rgb.nbytes)
 
 
 def _rgb_of_pair(pair: Any) -> np.ndarray:

@@ -89,18 +89,23 @@ class TemporalRestorer:
     def cuts(self) -> int:
         return self.aligner.cuts if self.aligner is not None else 0
 
-    def restore(self, window: Window, rgb: Callable[[Any], np.ndarray] = lambda item: item) -> RestoredFrame:
+    def restore(self, window: Window, rgb: Callable[[Any], np.ndarray] = lambda item: item,
+                in_place: bool = False, mask: bool = True) -> RestoredFrame:
+        """Restore ``window``'s current frame. ``in_place``: the restored frame may overwrite the
+        current frame's array (when nothing reads it afterwards, e.g. no neighbours are used);
+        ``mask=False``: the damage mask is not kept (see :meth:`Restorer.restore`)."""
         cur = rgb(window.current)
+        out = cur if in_place and cur.dtype == np.float32 and cur.flags.writeable else None
         single = self.restorer.fallback if self.restorer.temporal and self.restorer.fallback is not None else None
         if self.aligner is None:
-            return (single or self.restorer).restore(cur)
+            return (single or self.restorer).restore(cur, out=out, mask=mask)
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
         if single is not None and not stack[9:11].any():
             self.fallbacks += 1
-            return single.restore(cur)  # no usable neighbour at all: the single-frame model
-        return self.restorer.restore(cur, stack)
+            return single.restore(cur, out=out, mask=mask)  # no usable neighbour at all: the single-frame model
+        return self.restorer.restore(cur, stack, out=out, mask=mask)
 
 
 def restore_sequence(frames: Iterable[np.ndarray], restorer: Restorer, temporal: bool = True,

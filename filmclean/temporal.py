@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STACK_CHANNELS = 11
+_MIN_FLOW_SIDE = 32  # DIS fails on images under ~32 px on a side (OpenCV 4.x/5.x)
 PREV, NEXT = 0, 1
 
 __all__ = [
@@ -109,6 +110,7 @@ class PairFlow:
     ab: np.ndarray
     ba: np.ndarray
     cut: bool
+    failed: bool = False  # the flow could not be computed: the neighbour is not used
 
 
 def frame_flows(a: np.ndarray, b: np.ndarray, options: AlignOptions = AlignOptions()) -> PairFlow:
@@ -117,12 +119,24 @@ def frame_flows(a: np.ndarray, b: np.ndarray, options: AlignOptions = AlignOptio
     if is_scene_cut(a, b, options.cut_threshold):
         zero = np.zeros((h, w, 2), np.float32)
         return PairFlow(zero, zero.copy(), True)
+    import cv2
+
     scale = min(1.0, options.flow_size / max(h, w))
     ga, gb = _gray8(a, scale), _gray8(b, scale)
+    gh, gw = ga.shape
+    # DIS needs some height and width at its coarsest scale: a thin or tiny frame is matched with
+    # its border repeated out to _MIN_FLOW_SIDE px, and the flow is cropped back
+    py, px = max(0, _MIN_FLOW_SIDE - gh), max(0, _MIN_FLOW_SIDE - gw)
+    if py or px:
+        ga, gb = (cv2.copyMakeBorder(g, 0, py, 0, px, cv2.BORDER_REPLICATE) for g in (ga, gb))
     dis = _dis(options.preset)
-    ab = dis.calc(ga, gb, None)
-    ba = dis.calc(gb, ga, None)
-    return PairFlow(_upscale_flow(ab, h, w), _upscale_flow(ba, h, w), False)
+    try:
+        ab = dis.calc(ga, gb, None)[:gh, :gw]
+        ba = dis.calc(gb, ga, None)[:gh, :gw]
+    except cv2.error:  # a failed match: the neighbour is not used (trust 0), as for any failed match
+        zero = np.zeros((h, w, 2), np.float32)
+        return PairFlow(zero, zero.copy(), False, failed=True)
+    return PairFlow(_upscale_flow(np.ascontiguousarray(ab), h, w), _upscale_flow(np.ascontiguousarray(ba), h, w), False)
 
 
 def _thumb_hist(rgb: np.ndarray) -> np.ndarray:
@@ -240,7 +254,7 @@ class SequenceAligner:
             return self._cache[(key_a, key_b)]
         if (key_b, key_a) in self._cache:
             pf = self._cache[(key_b, key_a)]
-            return PairFlow(pf.ba, pf.ab, pf.cut)
+            return PairFlow(pf.ba, pf.ab, pf.cut, pf.failed)
         t = time.perf_counter()
         pf = frame_flows(a, b, self.options)
         self.flow_seconds += time.perf_counter() - t
@@ -258,7 +272,7 @@ class SequenceAligner:
                 neighbours.append(None)
                 continue
             pf = self._pair(key, current, nb_key, nb)
-            if pf.cut:
+            if pf.cut or pf.failed:
                 neighbours.append(None)
                 continue
             neighbours.append(align_neighbour(current, nb, pf.ab, pf.ba, self.options.fb_tolerance))

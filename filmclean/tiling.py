@@ -176,3 +176,105 @@ class TileAccumulator:
         acc = self.acc[:, t:t + g.height, l:l + g.width]
         ws = self.wsum[t:t + g.height, l:l + g.width]
         return acc / np.maximum(ws, 1e-12)
+
+
+def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Indices into ``[0, length)`` for positions ``index`` (any integers) under numpy's ``"reflect"``
+    padding: mirrored on the first and last sample, repeated as often as needed, so
+    ``a[reflect_index(np.arange(-p, n + q), n)]`` equals ``np.pad(a, (p, q), mode="reflect")``."""
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    i = np.mod(index, period)
+    return np.where(i > length - 1, period - i, i)
+
+
+def read_tile(source, grid: TileGrid, y: int, x: int) -> np.ndarray:
+    """The ``(C, tile_h, tile_w)`` float32 tile at padded position ``(y, x)``, cut straight from the
+    unpadded ``(C, H, W)`` ``source``: equal to the same tile of :func:`pad_frame`'s output, without a
+    padded copy of the frame. ``source`` is a numpy array or any object that answers
+    ``source[:, r0:r1, c0:c1]`` with an array (e.g. a temporal stack built tile by tile)."""
+    t, _, l, _ = grid.pad
+    rows = reflect_index(np.arange(y - t, y - t + grid.tile_h), grid.height)
+    cols = reflect_index(np.arange(x - l, x - l + grid.tile_w), grid.width)
+    r0, r1 = int(rows.min()), int(rows.max()) + 1
+    c0, c1 = int(cols.min()), int(cols.max()) + 1
+    region = np.asarray(source[:, r0:r1, c0:c1], dtype=np.float32)
+    fresh = not isinstance(source, np.ndarray) or not np.may_share_memory(region, source)
+    if r1 - r0 != grid.tile_h or rows[0] != r0:
+        region, fresh = region[:, rows - r0], True
+    if c1 - c0 != grid.tile_w or cols[0] != c0:
+        region, fresh = region[:, :, cols - c0], True
+    # always an array of its own (tiles are cleaned in place), copied only when it is not yet one
+    return np.ascontiguousarray(region) if fresh else np.array(region, order="C")
+
+
+class BandAccumulator:
+    """:class:`TileAccumulator` for one row of tiles at a time: memory is a band of ``tile_h`` rows
+    of the padded frame, whatever the frame's height.
+
+    Tiles must be added row of tiles by row of tiles, in the grid's order. :meth:`finish_row` then
+    returns the rows that no later tile touches, blended exactly as :meth:`TileAccumulator.result`
+    would (the same sums in the same order), and moves the band down to the next row of tiles.
+    """
+
+    def __init__(self, grid: TileGrid, channels: int) -> None:
+        self.grid = grid
+        _, pw = grid.padded_shape
+        self.acc = np.zeros((channels, grid.tile_h, pw), dtype=np.float32)
+        self.wsum = np.zeros((grid.tile_h, pw), dtype=np.float32)
+        self.row = 0  # index of the row of tiles being accumulated
+        self.origin = grid.ys[0]  # padded row held by ``acc[:, 0]``
+
+    def add(self, index: int, tile_out: np.ndarray) -> None:
+        """Add one tile output ``(C, tile_h, tile_w)`` at row-major tile ``index`` (in the current row)."""
+        y, x, iy, ix = self.grid.positions[index]
+        if iy != self.row:
+            raise ValueError(f"tile {index} is in row {iy}; the band holds row {self.row}")
+        w = np.outer(self.grid.weights_y[iy], self.grid.weights_x[ix])
+        th, tw = self.grid.tile_h, self.grid.tile_w
+        o = y - self.origin
+        self.acc[:, o:o + th, x:x + tw] += tile_out * w
+        self.wsum[o:o + th, x:x + tw] += w
+
+    def finished(self) -> tuple[int, int]:
+        """Frame rows ``[r0, r1)`` that the current row of tiles completes (no later tile touches
+        them; ``r1 == r0`` is possible)."""
+        g = self.grid
+        t = g.pad[0]
+        last = self.row == len(g.ys) - 1
+        end = g.padded_shape[0] if last else g.ys[self.row + 1]  # padded rows [origin, end) are final
+        a, b = max(self.origin, t), min(end, t + g.height)
+        return a - t, max(a, b) - t
+
+    def blended(self, r0: int, r1: int) -> np.ndarray:
+        """The blended ``(C, r1 - r0, W)`` output for frame rows ``[r0, r1)`` within :meth:`finished`
+        (a band can be taken in pieces, so that no band-sized temporary is needed)."""
+        g = self.grid
+        t, _, l, _ = g.pad
+        a, b = r0 + t - self.origin, r1 + t - self.origin
+        return self.acc[:, a:b, l:l + g.width] / np.maximum(self.wsum[a:b, l:l + g.width], 1e-12)
+
+    def advance(self) -> None:
+        """Move the band down to the next row of tiles, keeping the rows it shares with it."""
+        g = self.grid
+        if self.row == len(g.ys) - 1:
+            raise ValueError("the last row of tiles has been accumulated")
+        end = g.ys[self.row + 1]
+        keep = self.origin + g.tile_h - end  # rows shared with the next row of tiles
+        shift = end - self.origin
+        self.acc[:, :keep] = self.acc[:, shift:shift + keep].copy()
+        self.acc[:, keep:] = 0.0
+        self.wsum[:keep] = self.wsum[shift:shift + keep].copy()
+        self.wsum[keep:] = 0.0
+        self.origin = end
+        self.row += 1
+
+    def finish_row(self) -> tuple[int, np.ndarray]:
+        """``(first frame row, blended (C, n, W))`` for the rows :meth:`finished` by the current row
+        of tiles, then :meth:`advance` (unless it was the last row)."""
+        r0, r1 = self.finished()
+        out = self.blended(r0, r1)
+        if self.row < len(self.grid.ys) - 1:
+            self.advance()
+        return r0, out

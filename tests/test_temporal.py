@@ -250,9 +250,9 @@ class TestPipelines:
         seen = []
         real = sequence.TemporalRestorer.restore
 
-        def spy(self, window, rgb=lambda i: i):
+        def spy(self, window, rgb=lambda i: i, **kwargs):
             seen.append((window.prev is not None, window.next is not None))
-            return real(self, window, rgb)
+            return real(self, window, rgb, **kwargs)
 
         monkeypatch.setattr(sequence.TemporalRestorer, "restore", spy)
         src = make_clip(tmp_path / "in.mkv", n=8, fps=8, audio=True)
@@ -290,8 +290,9 @@ class TestPipelines:
         seen = []
         real = sequence.TemporalRestorer.restore
         monkeypatch.setattr(sequence.TemporalRestorer, "restore",
-                            lambda self, w, rgb=lambda i: i: seen.append((self.use_neighbours, w.prev is not None,
-                                                                           w.next is not None)) or real(self, w, rgb))
+                            lambda self, w, rgb=lambda i: i, **kw: seen.append((self.use_neighbours, w.prev is not None,
+                                                                                 w.next is not None))
+                            or real(self, w, rgb, **kw))
         big = (smooth_image(120, 140) * 65535).astype(np.uint16)
         seq = tmp_path / "seq"
         seq.mkdir()

@@ -13,6 +13,10 @@ turning library exceptions into one-line reasons.
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +71,55 @@ def check_output_path(path: str | Path, *, source: str | Path | None = None, for
     return path
 
 
+def partial_path(final: str | Path) -> Path:
+    """The temporary name under which ``final`` is written before it is renamed into place:
+    ``.<stem>.partial-<host>-<pid>-<random><suffix>`` in the same folder. Hidden (so a folder scan
+    never takes it for an image), keeping the extension (a muxer is chosen by it), and naming the
+    process that writes it, so that a later run can tell a partial left by a killed run from one
+    still being written (:func:`remove_stale_partials`)."""
+    final = Path(final)
+    return final.with_name(f".{final.stem}.partial-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{final.suffix}")
+
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_PARTIAL = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>.*)$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | Path, final: str | Path | None = None) -> int:
+    """Delete the partial files (:func:`partial_path`) in ``folder`` -- of ``final`` only, when given --
+    whose writer was a process of this machine that no longer runs (a run killed by SIGKILL or a
+    power cut). Partials of live processes (a concurrent run) and of other machines are left alone.
+    Returns how many were removed; never raises for an unreadable folder."""
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        m = _PARTIAL.match(entry.name)
+        if m is None or m["host"] != _HOST or _process_alive(int(m["pid"])):
+            continue
+        if final is not None and (m["stem"], m["suffix"]) != (Path(final).stem, Path(final).suffix):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def replace_file(tmp: Path, final: Path) -> None:
     """Atomically rename ``tmp`` to ``final`` (same folder); on failure delete ``tmp`` and raise
     :class:`OutputError` naming ``final``."""
@@ -78,14 +131,18 @@ def replace_file(tmp: Path, final: Path) -> None:
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via ``<name>.partial`` in the same folder and :func:`os.replace`,
-    so ``path`` is either absent/old or complete. Raises :class:`OutputError` on I/O failure."""
-    tmp = path.with_name(path.name + ".partial")
+    """Write ``data`` to ``path`` via a :func:`partial_path` in the same folder and
+    :func:`os.replace`, so ``path`` is either absent/old or complete. Raises :class:`OutputError`
+    on I/O failure; the partial file is removed whatever happens (Ctrl-C, SIGTERM included)."""
+    tmp = partial_path(path)
     try:
         tmp.write_bytes(data)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write output: {error_reason(exc)}", path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     replace_file(tmp, path)
 
 
@@ -97,20 +154,38 @@ def max_value(bits: Bits) -> int:
     return (1 << bits) - 1 if isinstance(bits, int) else 1
 
 
+_CHUNK_PIXELS = 1 << 20
+"""Conversions between samples and floats run over bands of about this many pixels, so that their
+temporary arrays stay small whatever the frame's size (a 100-megapixel scan is 1.2 GB as float32)."""
+
+
+def _row_bands(height: int, width: int) -> Iterator[slice]:
+    step = max(1, _CHUNK_PIXELS // max(1, width))
+    for r0 in range(0, height, step):
+        yield slice(r0, min(height, r0 + step))
+
+
 def to_float(samples: np.ndarray, bits: Bits) -> np.ndarray:
     """Integer samples -> C-contiguous float32 ``v / (2**bits - 1)``; float samples -> float32 unchanged."""
-    if isinstance(bits, int):
-        return np.ascontiguousarray(samples, dtype=np.float32) / np.float32(max_value(bits))
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    out = np.empty(samples.shape, np.float32)
+    scale = np.float32(max_value(bits))
+    for rows in _row_bands(samples.shape[0], samples.shape[1] if samples.ndim > 1 else 1):
+        out[rows] = samples[rows]
+        if isinstance(bits, int):
+            out[rows] /= scale
+    return out
 
 
 def from_float(values: np.ndarray, bits: Bits) -> np.ndarray:
     """Inverse of :func:`to_float`: ``round(clip(x, 0, 1) * (2**bits - 1))`` as uint8 (bits <= 8)
     or uint16, exact for values produced by :func:`to_float`; float depths return float32 unchanged."""
-    if isinstance(bits, int):
-        dtype = np.uint8 if bits <= 8 else np.uint16
-        return np.round(np.clip(values, 0.0, 1.0) * np.float32(max_value(bits))).astype(dtype)
-    return np.asarray(values, dtype=np.float32)
+    if not isinstance(bits, int):
+        return np.asarray(values, dtype=np.float32)
+    out = np.empty(values.shape, np.uint8 if bits <= 8 else np.uint16)
+    scale = np.float32(max_value(bits))
+    for rows in _row_bands(values.shape[0], values.shape[1] if values.ndim > 1 else 1):
+        out[rows] = np.round(np.clip(values[rows], 0.0, 1.0) * scale)
+    return out
 
 
 def split_channels(samples: np.ndarray, bits: Bits) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -123,7 +198,7 @@ def split_channels(samples: np.ndarray, bits: Bits) -> tuple[np.ndarray, np.ndar
     if channels not in (1, 2, 3, 4):
         raise ValueError(f"{channels} channels per pixel are not supported")
     grey = channels <= 2
-    colour = np.repeat(samples[:, :, :1], 3, axis=2) if grey else samples[:, :, :3]
+    colour = np.broadcast_to(samples[:, :, :1], (*samples.shape[:2], 3)) if grey else samples[:, :, :3]
     alpha = to_float(samples[:, :, -1], bits) if channels in (2, 4) else None
     return to_float(colour, bits), alpha, grey
 
@@ -133,14 +208,18 @@ def join_channels(rgb: np.ndarray, alpha: np.ndarray | None, grey: bool, bits: B
 
     ``grey`` stores the mean of the three channels (computed in float64, so three equal channels
     give back exactly their value)."""
-    if grey:
-        colour = rgb.astype(np.float64).mean(axis=2, keepdims=True).astype(np.float32)
-    else:
-        colour = rgb
-    parts = [from_float(colour, bits)]
-    if alpha is not None:
-        parts.append(from_float(alpha[:, :, None], bits))
-    return np.ascontiguousarray(np.concatenate(parts, axis=2))
+    height, width = rgb.shape[:2]
+    colour_channels = 1 if grey else 3
+    dtype = from_float(np.zeros((1, 1), np.float32), bits).dtype
+    out = np.empty((height, width, colour_channels + (alpha is not None)), dtype)
+    for rows in _row_bands(height, width):
+        colour = rgb[rows]
+        if grey:
+            colour = colour.astype(np.float64).mean(axis=2, keepdims=True).astype(np.float32)
+        out[rows, :, :colour_channels] = from_float(colour, bits)
+        if alpha is not None:
+            out[rows, :, colour_channels] = from_float(alpha[rows], bits)
+    return out
 
 
 # --------------------------------------------------------------------------- samples <-> PyAV frames

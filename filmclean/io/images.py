@@ -20,7 +20,9 @@ layouts raise :class:`OutputError`); EXR output supports the none/RLE/ZIP compre
 DWA ... inputs are written ZIP, which is lossless) and keeps only the basic header attributes;
 TIFF must be single-page RGB or greyscale, 8/16-bit or float, and LZW/PackBits/float-predictor
 TIFFs need the ``imagecodecs`` package; JPEG is re-encoded (lossy) at quality 95 with the
-source's chroma subsampling.
+source's chroma subsampling, as YCbCr or greyscale (a CMYK/YCCK JPEG is read as RGB and written
+back as an RGB JPEG without its Adobe segment and CMYK ICC profile). Pictures over
+:data:`MAX_PIXELS` pixels are refused from their header, before decoding.
 """
 
 from __future__ import annotations
@@ -78,6 +80,30 @@ _LIBRARY_ERRORS = (
     IndexError,
     OSError,
 )
+
+MAX_PIXELS = 500_000_000
+"""Largest picture :func:`read_image` decodes, in pixels (width x height): 500 megapixels.
+
+Checked from the file header before any pixel is decoded, so a tiny file declaring an absurd size
+(60000x60000) is refused instead of exhausting memory. The decoded frame alone takes 12 bytes per
+pixel (``float32`` RGB), 6 GB at the limit, and restoration needs several such buffers. Real scans
+stay well below: 35 mm at 4000 dpi is about 21 MP, 6x9 medium format about 130 MP, a 4x5-inch sheet
+at 4000 dpi 320 MP."""
+
+
+class _ImageTooLarge(ValueError):
+    """The header declares more than :data:`MAX_PIXELS` pixels (turned into an InputError)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(f"{width}x{height}")
+        self.width = width
+        self.height = height
+
+
+def _check_size(width: int, height: int) -> None:
+    """Raise :class:`_ImageTooLarge` when a header's ``width`` x ``height`` exceeds :data:`MAX_PIXELS`."""
+    if int(width) * int(height) > MAX_PIXELS:
+        raise _ImageTooLarge(int(width), int(height))
 
 
 @dataclass
@@ -213,28 +239,30 @@ _PNG_KEEP = {
 _PNG_KEEP_SAME_LAYOUT = {b"sBIT", b"bKGD"}
 
 
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
-    """``(type, body, raw chunk bytes)`` for every chunk, checking structure and CRCs.
+def _png_chunks(data: bytes) -> list[tuple[bytes, memoryview, memoryview]]:
+    """``(type, body, raw chunk bytes)`` for every chunk, checking structure and CRCs. Bodies and raw
+    chunks are views into ``data`` (no copies: a 100-megapixel PNG's IDAT is ~100 MB).
 
     Raises ``ValueError`` describing the first defect (bad signature, truncation, CRC mismatch,
     missing IHDR/IDAT/IEND)."""
     if not data.startswith(_PNG_SIGNATURE):
         raise ValueError("not a PNG file (bad signature)")
+    view = memoryview(data)
     chunks = []
     pos = len(_PNG_SIGNATURE)
     while pos < len(data):
         if pos + 12 > len(data):
             raise ValueError("file is truncated")
         (length,) = struct.unpack_from(">I", data, pos)
-        kind = data[pos + 4 : pos + 8]
+        kind = bytes(view[pos + 4 : pos + 8])
         end = pos + 12 + length
         if end > len(data):
             raise ValueError(f"file is truncated inside the {kind.decode('latin-1')} chunk")
-        body = data[pos + 8 : pos + 8 + length]
+        body = view[pos + 8 : pos + 8 + length]
         (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
-        if zlib.crc32(kind + body) != crc:
+        if zlib.crc32(body, zlib.crc32(kind)) != crc:
             raise ValueError(f"corrupt data (CRC mismatch in {kind.decode('latin-1')} chunk)")
-        chunks.append((kind, body, data[pos:end]))
+        chunks.append((kind, body, view[pos:end]))
         pos = end
         if kind == b"IEND":
             break
@@ -247,6 +275,10 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
 def _read_png(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
     chunks = _png_chunks(data)
     ihdr = chunks[0][1]
+    if len(ihdr) != 13:
+        raise ValueError(f"corrupt IHDR chunk ({len(ihdr)} bytes, 13 expected)")
+    width, height = struct.unpack_from(">II", ihdr)
+    _check_size(width, height)
     bit_depth, colour_type = ihdr[8], ihdr[9]
     keep = _PNG_KEEP | (_PNG_KEEP_SAME_LAYOUT if colour_type != 3 and bit_depth >= 8 else set())
     kept = []
@@ -254,17 +286,19 @@ def _read_png(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
     for kind, _, raw in chunks:
         after_idat = after_idat or kind == b"IDAT"
         if kind in keep:
-            kept.append((raw, after_idat))
+            kept.append((bytes(raw), after_idat))
     samples, bits = frame_samples(_decode_still("png", data))
     return samples, bits, {"chunks": kept}
 
 
 def _write_png(image: ImageData) -> bytes:
-    samples = join_channels(image.rgb, image.alpha, image.grey, image.bits)
     grey_fmt = {1: "gray", 2: "ya8"} if image.bits == 8 else {1: "gray16be", 2: "ya16be"}
     rgb_fmt = {3: "rgb24", 4: "rgba"} if image.bits == 8 else {3: "rgb48be", 4: "rgba64be"}
-    pix_fmt = {**grey_fmt, **rgb_fmt}[samples.shape[2]]
-    encoded = _png_chunks(_encode_still("png", make_frame(samples, pix_fmt)))
+    channels = (1 if image.grey else 3) + (image.alpha is not None)
+    frame = make_frame(join_channels(image.rgb, image.alpha, image.grey, image.bits), {**grey_fmt, **rgb_fmt}[channels])
+    data = _encode_still("png", frame)  # the samples are freed before encoding
+    del frame
+    encoded = _png_chunks(data)
     kept = image.meta.get("chunks", [])
     out = [_PNG_SIGNATURE, encoded[0][2]]
     out += [raw for raw, after in kept if not after]
@@ -308,6 +342,7 @@ def _read_dpx(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
         raise ValueError("file is truncated or its header is invalid")
     if len(data) < size:
         raise ValueError(f"file is truncated ({len(data)} of {size} bytes)")
+    _check_size(*struct.unpack_from(end + "II", data, 772))  # pixels per line, lines per element
     samples, bits = frame_samples(_decode_still("dpx", data))
     meta: dict[str, Any] = {
         "header": data[:offset],
@@ -389,24 +424,39 @@ def _write_dpx(image: ImageData) -> bytes:
 _EXR_COMPRESSION = {0: "none", 1: "rle", 2: "zip1", 3: "zip16"}
 
 
-def _exr_compression(data: bytes) -> int:
-    """The ``compression`` attribute of an OpenEXR header (0 = none when absent)."""
+def _exr_attributes(data: bytes) -> dict[bytes, bytes]:
+    """The attributes of an OpenEXR (first part's) header: name -> raw value bytes.
+
+    Raises ``ValueError`` for a bad magic number or a header that is truncated or malformed."""
     if data[:4] != b"\x76\x2f\x31\x01":
         raise ValueError("not an OpenEXR file (bad magic number)")
+    attributes: dict[bytes, bytes] = {}
     pos = 8
     while True:
         name_end = data.index(b"\0", pos)
         if name_end == pos:
-            return 0
+            return attributes
         type_end = data.index(b"\0", name_end + 1)
         (size,) = struct.unpack_from("<i", data, type_end + 1)
         value = type_end + 5
-        if data[pos:name_end] == b"compression":
-            return data[value]
+        if size < 0 or value + size > len(data):
+            raise ValueError("corrupt or truncated header")
+        attributes[data[pos:name_end]] = data[value : value + size]
         pos = value + size
 
 
+def _exr_compression(data: bytes) -> int:
+    """The ``compression`` attribute of an OpenEXR header (0 = none when absent)."""
+    value = _exr_attributes(data).get(b"compression", b"\0")
+    return value[0] if value else 0
+
+
 def _read_exr(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
+    attributes = _exr_attributes(data)
+    window = attributes.get(b"dataWindow", b"")
+    if len(window) == 16:  # box2i: xMin, yMin, xMax, yMax (inclusive)
+        x0, y0, x1, y1 = struct.unpack("<4i", window)
+        _check_size(max(0, x1 - x0 + 1), max(0, y1 - y0 + 1))
     compression = _exr_compression(data)
     samples, bits = frame_samples(_decode_still("exr", data))
     return samples, bits, {"compression": _EXR_COMPRESSION.get(compression, "zip16")}
@@ -447,6 +497,7 @@ def _read_tiff(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
         if len(tif.pages) != 1:
             raise ValueError(f"multi-page TIFF ({len(tif.pages)} pages) is not supported")
         page = tif.pages[0]
+        _check_size(page.imagewidth, page.imagelength * max(1, page.imagedepth))
         photometric = page.photometric
         if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
             raise ValueError(f"TIFF photometric {photometric.name} is not supported (only RGB and greyscale)")
@@ -562,21 +613,67 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         pos += 2 + length
 
 
+def _jpeg_frame_header(segments: list[tuple[int, bytes]]) -> tuple[int, int, int, tuple[int, int] | None]:
+    """``(width, height, components, sampling)`` from the SOF segment; ``sampling`` is the first
+    component's ``(horizontal, vertical)`` factors for a colour JPEG, else ``None``.
+
+    Raises ``ValueError`` when there is no (complete) SOF segment. A height of 0 (set later by a
+    DNL marker) is returned as 0."""
+    for marker, raw in segments:
+        if marker in _SOF_MARKERS:
+            if len(raw) < 10 or len(raw) < 10 + 3 * raw[9]:
+                raise ValueError("corrupt frame header (SOF segment too short)")
+            height, width = struct.unpack_from(">HH", raw, 5)
+            components = raw[9]
+            sampling = None
+            if components >= 3:
+                factors = raw[11]
+                sampling = (factors >> 4, factors & 0x0F)
+            return width, height, components, sampling
+    raise ValueError("no frame header (SOF segment) before the image data")
+
+
+def _is_adobe_app14(marker: int, raw: bytes) -> bool:
+    return marker == 0xEE and raw[4:9] == b"Adobe"
+
+
+def _is_icc_app2(marker: int, raw: bytes) -> bool:
+    return marker == 0xE2 and raw[4:16] == b"ICC_PROFILE\0"
+
+
+def _jpeg_keep_segments(segments: list[tuple[int, bytes]], components: int | None) -> list[bytes]:
+    """The source's APPn/COM segments that stay valid for the re-encoded picture.
+
+    The re-encoded JPEG is always libjpeg YCbCr (3 components) or greyscale (1), whatever the
+    source stored, so segments describing the source's *encoding* are dropped: the Adobe APP14
+    segment (its colour transform flag would make decoders read YCbCr as RGB, or RGB as YCbCr), and
+    for a CMYK/YCCK (4-component) source also its ICC profile (APP2 ``ICC_PROFILE``), a CMYK profile
+    that would mislabel the RGB pixels. Everything else (JFIF, EXIF, XMP, an RGB/grey ICC profile,
+    comments, other APPn) is kept. ``components=None`` (unknown) only drops the Adobe segment.
+    """
+    keep = []
+    for marker, raw in segments:
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or _is_adobe_app14(marker, raw):
+            continue
+        if components == 4 and _is_icc_app2(marker, raw):
+            continue
+        keep.append(raw)
+    return keep
+
+
 def _read_jpeg(data: bytes) -> tuple[np.ndarray, Bits, dict[str, Any]]:
     segments, _ = _jpeg_segments(data)
+    width, height, components, sampling = _jpeg_frame_header(segments)
+    _check_size(width, height)
+    # OpenCV (libjpeg) converts YCbCr, RGB, CMYK and YCCK JPEGs to BGR and keeps greyscale as one plane
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint8 or decoded.ndim not in (2, 3):
         raise ValueError("corrupt or unsupported JPEG data")
     if decoded.ndim == 3:
         if decoded.shape[2] != 3:
-            raise ValueError("CMYK JPEG is not supported")
+            raise ValueError(f"{decoded.shape[2]}-channel JPEG is not supported")
         decoded = decoded[:, :, ::-1]
-    sampling = None
-    for marker, raw in segments:
-        if marker in _SOF_MARKERS and raw[9] >= 3:
-            factors = raw[11]
-            sampling = (factors >> 4, factors & 0x0F)
-    keep = [raw for marker, raw in segments if 0xE0 <= marker <= 0xEF or marker == 0xFE]
+    keep = _jpeg_keep_segments(segments, components)
     return decoded, 8, {"segments": keep, "sampling": sampling, "quality": _JPEG_QUALITY}
 
 
@@ -596,6 +693,8 @@ def _write_jpeg(image: ImageData) -> bytes:
     kept = image.meta.get("segments")
     if kept is None:
         return buf.tobytes()
+    # whoever filled meta, an Adobe APP14 never describes this YCbCr/grey encoding: leave it out
+    kept = [raw for raw in kept if not _is_adobe_app14(raw[1], raw)]
     tables = [raw for marker, raw in segments if not (0xE0 <= marker <= 0xEF or marker == 0xFE)]
     return b"".join([b"\xff\xd8", *kept, *tables, scan])
 
@@ -611,8 +710,9 @@ def read_image(path: str | Path) -> ImageData:
     """Read one image file into an :class:`ImageData` (see its docstring for the contract).
 
     Raises :class:`InputError` (one line naming the file) for a missing, empty, corrupt or
-    truncated file, an unsupported format or pixel layout, or an image smaller than
-    ``MIN_SIDE`` pixels on a side.
+    truncated file, an unsupported format or pixel layout, an image smaller than ``MIN_SIDE``
+    pixels on a side, one whose header declares more than :data:`MAX_PIXELS` pixels (checked before
+    decoding), or one that runs out of memory while decoding.
     """
     path = Path(path)
     fmt = image_format(path)
@@ -624,6 +724,8 @@ def read_image(path: str | Path) -> ImageData:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file: {error_reason(exc)}", path) from None
+    except MemoryError:
+        raise InputError("not enough memory to read the file", path) from None
     if not data:
         raise InputError("file is empty (0 bytes)", path)
     title = _FORMAT_TITLES[fmt]
@@ -632,6 +734,14 @@ def read_image(path: str | Path) -> ImageData:
         rgb, alpha, grey = split_channels(samples, bits)
     except FilmcleanError:
         raise
+    except _ImageTooLarge as exc:
+        raise InputError(
+            f"{title} image is {exc.width}x{exc.height} pixels ({exc.width * exc.height / 1e6:.0f} megapixels); "
+            f"images over {MAX_PIXELS / 1e6:.0f} megapixels are refused",
+            path,
+        ) from None
+    except MemoryError:
+        raise InputError(f"not enough memory to decode this {title} image", path) from None
     except _LIBRARY_ERRORS as exc:
         raise InputError(f"cannot read {title} image: {error_reason(exc)}", path) from None
     height, width = rgb.shape[:2]

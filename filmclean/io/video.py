@@ -25,8 +25,10 @@ bit-exact). YUV frames become RGB48 before the float conversion (8-bit values ar
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
-import secrets
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -47,6 +49,8 @@ from filmclean.io import (
     frame_samples,
     join_channels,
     make_frame,
+    partial_path,
+    remove_stale_partials,
     replace_file,
     split_channels,
 )
@@ -62,6 +66,9 @@ DEFAULT_CRF = 16
 
 DEFAULT_PRESET = "medium"
 """libx264/libx265 preset unless ``preset=`` overrides it."""
+
+FFV1_SLICES_SD, FFV1_SLICES_HD = 4, 16
+"""FFV1 slices wanted below / from 1280x720 (the nearest count the picture allows is used)."""
 
 _SWS_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND  # best YUV->RGB->YUV round trip
 _RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
@@ -79,6 +86,11 @@ _SWS_MATRIX = {
 }
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _SEEK_MARGIN = Fraction(1, 2)  # seconds before ``start`` to seek to, so no copied packet is missed
+_END_SLACK = Fraction(3, 2)  # frame periods a complete file may end short of its declared length
+# Matroska EBML element ids: Segment, its Info and Cluster children, Info's TimestampScale/Duration
+_MKV_SEGMENT, _MKV_INFO, _MKV_CLUSTER = 0x18538067, 0x1549A966, 0x1F43B675
+_MKV_TIMESTAMP_SCALE, _MKV_DURATION = 0x2AD7B1, 0x4489
+_MKV_HEAD_BYTES = 1 << 20  # the Info element precedes the clusters, normally in the first KiB
 _DROPPED_TAGS = {
     "duration", "encoder", "major_brand", "minor_version", "compatible_brands", "vendor_id",
     "timecode", "rotate", "bps", "number_of_frames", "number_of_bytes", "_statistics_writing_app",
@@ -226,6 +238,77 @@ def closest_pix_fmt(src: str, candidates: list[str]) -> str:
 
 def _encoder_formats(codec: str) -> list[str]:
     return [f.name for f in (av.Codec(codec, "w").video_formats or [])]
+
+
+def _chroma_fits(width: int, height: int, pix_fmt: str) -> bool:
+    """Whether a ``width`` x ``height`` picture holds whole chroma samples in ``pix_fmt`` (e.g. even
+    width and height for 4:2:0); always true for 4:4:4, RGB and grey."""
+    sx, sy = _subsampling(_components(pix_fmt)[0])
+    return width % (1 << sx) == 0 and height % (1 << sy) == 0
+
+
+def _encoder_opens(codec: str, width: int, height: int, pix_fmt: str, options: Mapping[str, str]) -> bool:
+    """Whether FFmpeg's ``codec`` encoder accepts this picture size, pixel format and options (a
+    trial open of a throw-away encoder; nothing is encoded)."""
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
+    ctx.time_base = Fraction(1, 25)
+    ctx.options = dict(options)
+    try:
+        ctx.open()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _ffv1_slices(
+    width: int, height: int, pix_fmt: str, wanted: int, options: tuple[tuple[str, str], ...]
+) -> int | None:
+    """The FFV1 slice count nearest ``wanted`` (fewer first, then more) that the encoder accepts for
+    this picture with these other ``options``; ``None`` if none does.
+
+    FFV1 (before version 4) cuts a picture into a grid of h x v slices (v <= h <= 2v, v >= 2 above
+    352x288) and refuses grids whose last column or row would have an even size when an odd width
+    or height is subsampled (so 640x479 4:2:0 takes no count below 49, 639x479 4:2:2 takes 6), and
+    slices too large for its coder. The rule varies between FFmpeg versions, so the counts are
+    tried with the real encoder."""
+    counts = sorted({h * v for v in range(1, 33) for h in range(v, 2 * v + 1)})
+    order = [wanted, *(n for n in reversed(counts) if n < wanted), *(n for n in counts if n > wanted)]
+    for count in order:
+        if _encoder_opens("ffv1", width, height, pix_fmt, {**dict(options), "slices": str(count)}):
+            return count
+    return None
+
+
+def _cpu_features() -> Mapping[str, bool] | None:
+    """The CPU features NumPy detected at run time for its own SIMD dispatch (OS support checked),
+    or ``None`` where this NumPy does not expose them."""
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            return dict(importlib.import_module(module).__cpu_features__)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+@functools.cache
+def _x264_params() -> str:
+    """``x264-params`` that make libx264's output a function of its input only.
+
+    x264's AVX-512 macroblock-tree propagation (used on CPUs with AVX-512 F/CD/BW/DQ/VL, as x264
+    requires) gives run-to-run different files for the same frames when the picture width in
+    16-pixel macroblocks is not a multiple of 8: it works on 8 macroblocks at a time and the lanes
+    past the end of a row evidently take in whatever memory held (measured with x264 build 165:
+    the files agree when the width is a multiple of 128 pixels, with ``asm=AVX2``, with mbtree off
+    or without B-frames, and differ with one thread as with many). On such CPUs x264 is limited to
+    its AVX2 code, whose output is bit-identical to the AVX-512 code's where that is correct, at
+    no measurable cost in speed; where the CPU's features are unknown, mbtree (the only user of
+    that code) is turned off instead, which costs bit rate."""
+    features = _cpu_features()
+    if features is None:
+        return "mbtree=0"
+    return "asm=AVX2" if features.get("AVX512_SKX") else ""
 
 
 # --------------------------------------------------------------------------- probing
@@ -447,8 +530,9 @@ class VideoReader:
 
     Raises :class:`InputError` on open (see :func:`probe_video`), for an invalid range, when the
     range holds no frame, when decoding fails mid-file, and at the end of a whole-file read that
-    got fewer video packets than the container indexes/declares (truncated QuickTime/MP4/AVI).
-    A truncated Matroska file declares no frame count: its iteration simply ends early.
+    got fewer video packets than the container indexes/declares (truncated QuickTime/MP4/AVI), or
+    whose packets, of all streams together, end well before the duration the header declares
+    (truncated Matroska/WebM, which declare no frame count; audio outlasting the video is fine).
 
     ``context``: with a range, also yield up to this many frames just before ``start`` and just
     after ``end`` as items with ``context=True`` (neighbours for temporal restoration; they are not
@@ -504,11 +588,20 @@ class VideoReader:
         finished: set[int] = set()  # streams that reached ``end``
         count = decoded = packets = after = 0
         last_pts: int | None = None  # of the last video packet with data
+        data_end: Fraction | None = None  # latest packet end (seconds) of any stream
+        prev_pts: int | None = None  # of the previous decoded frame
+        max_step = 0  # largest pts step between decoded frames (VFR)
+        selected = {s.index for s in streams}
         before: list[tuple[av.VideoFrame, int]] = []  # the last ``context`` frames before ``start``
         time_base = self._video.time_base
         try:
-            for packet in self.container.demux(streams):
-                index = packet.stream_index
+            # every stream is demuxed so that the file's extent is known; only ``streams`` are used
+            for packet in self.container.demux():
+                index = packet.stream.index  # PyAV's end-of-stream packets all say stream_index 0
+                if packet.size:
+                    data_end = _later(data_end, _packet_end(packet))
+                if index not in selected:
+                    continue
                 if index == self._video.index:
                     packets += packet.size > 0
                     if packet.size > 0 and packet.pts is not None:
@@ -520,6 +613,9 @@ class VideoReader:
                         if pts is None:  # no timestamp: derive one from the frame rate
                             pts = round((self.info.start_time + decoded / self.info.fps) / time_base)
                         decoded += 1
+                        if prev_pts is not None:
+                            max_step = max(max_step, pts - prev_pts)
+                        prev_pts = pts
                         position = self._position(pts, time_base)
                         if position > 0:
                             if after < self.context and count > 0:
@@ -558,12 +654,40 @@ class VideoReader:
             ) from None
         if count == 0:
             raise InputError(f"no video frames in the requested range start={self.start} end={self.end}", self.path)
-        if self.start is None and self.end is None and packets < self._expected_packets and not self._reached_end(last_pts):
+        if self.start is None and self.end is None:
+            self._check_complete(packets, last_pts, data_end, count, max_step * time_base)
+
+    def _check_complete(
+        self, packets: int, last_pts: int | None, data_end: Fraction | None, count: int, max_step: Fraction
+    ) -> None:
+        """Raise :class:`InputError` when a whole-file read stopped short of what the container
+        declares: fewer video packets than it indexes/counts, or (containers that declare only a
+        duration) packets of all streams ending more than 1.5 frame periods (or 1.5 of the
+        longest frame step, for VFR) before that duration."""
+        hint = "use an end time to process the readable part"
+        if packets < self._expected_packets and not self._reached_end(last_pts):
+            expected = self._expected_packets
+            raise InputError(f"file ends after {packets} of {expected} frames (truncated?); {hint}", self.path)
+        declared = self._declared_duration()
+        if declared is None:
+            return
+        slack = _END_SLACK * max(1 / self.info.fps, max_step)
+        reached = data_end if data_end is not None else Fraction(0)
+        if reached + slack < declared:
             raise InputError(
-                f"file ends after {packets} of {self._expected_packets} frames (truncated?); "
-                "use an end time to process the readable part",
+                f"file ends after {count} frames at {float(reached):.3f} s of the {float(declared):.3f} s "
+                f"its header declares (truncated?); {hint}",
                 self.path,
             )
+
+    def _declared_duration(self) -> Fraction | None:
+        """The duration in seconds that the container header states, for containers that state
+        one but no frame count (Matroska/WebM: the segment duration, written when the file is
+        finished); ``None`` for others and for files without one. Read from the file itself:
+        where the header has none, FFmpeg's duration may be an estimate from the bit rate."""
+        if "matroska" not in self.info.container.split(","):
+            return None
+        return _matroska_duration(self.path)
 
     def _reached_end(self, last_pts: int | None) -> bool:
         """Whether the last video packet lies in the final frame slot of the declared duration: an
@@ -588,6 +712,84 @@ class VideoReader:
                 self.path,
             )
         return frame
+
+
+def _ebml_number(data: bytes, pos: int, *, is_id: bool) -> tuple[int, int]:
+    """The EBML variable-length number at ``pos`` and the position after it: an element id (length
+    marker kept) or a data size (marker removed; -1 for "unknown size"). ``ValueError`` if invalid."""
+    if pos >= len(data) or data[pos] == 0:
+        raise ValueError("invalid EBML number")
+    length = 9 - data[pos].bit_length()
+    if pos + length > len(data):
+        raise ValueError("EBML number past the data")
+    value = int.from_bytes(data[pos : pos + length], "big")
+    if not is_id:
+        value &= (1 << (7 * length)) - 1
+        if value == (1 << (7 * length)) - 1:
+            value = -1
+    return value, pos + length
+
+
+def _ebml_elements(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """``(id, data start, data end)`` of the EBML elements from ``pos`` to ``end``; an element of
+    unknown size extends to ``end``; stops at the first element that does not fit ``data``."""
+    while pos < end:
+        try:
+            element, pos = _ebml_number(data, pos, is_id=True)
+            size, pos = _ebml_number(data, pos, is_id=False)
+        except ValueError:
+            return
+        stop = end if size < 0 else pos + size
+        yield element, pos, min(stop, len(data))
+        if stop > len(data):
+            return
+        pos = stop
+
+
+def _matroska_duration(path: str | Path) -> Fraction | None:
+    """The segment duration in seconds written in a Matroska/WebM file's Info element (the muxer
+    fills it in when it finishes the file), or ``None`` when the file has none (written as a
+    stream, or not finished) or is not Matroska."""
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(_MKV_HEAD_BYTES)
+    except OSError:
+        return None
+    for element, start, end in _ebml_elements(data, 0, len(data)):
+        if element != _MKV_SEGMENT:
+            continue
+        for child, c_start, c_end in _ebml_elements(data, start, end):
+            if child == _MKV_CLUSTER:
+                return None  # no Info before the media data
+            if child != _MKV_INFO:
+                continue
+            scale, duration = 1_000_000, None  # TimestampScale default: 1 ms in ns
+            for item, i_start, i_end in _ebml_elements(data, c_start, c_end):
+                raw = data[i_start:i_end]
+                if item == _MKV_TIMESTAMP_SCALE and raw:
+                    scale = int.from_bytes(raw, "big")
+                elif item == _MKV_DURATION and len(raw) in (4, 8):
+                    duration = struct.unpack(">f" if len(raw) == 4 else ">d", raw)[0]
+            if duration is None or not math.isfinite(duration) or duration <= 0 or scale <= 0:
+                return None
+            return Fraction(duration) * scale / 10**9
+        return None
+    return None
+
+
+def _packet_end(packet: av.Packet) -> Fraction | None:
+    """Where ``packet`` ends in seconds (its start when it carries no duration); ``None`` without
+    timestamps."""
+    ticks = packet.pts if packet.pts is not None else packet.dts
+    if ticks is None or packet.time_base is None:
+        return None
+    return (ticks + max(packet.duration or 0, 0)) * Fraction(packet.time_base)
+
+
+def _later(a: Fraction | None, b: Fraction | None) -> Fraction | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
 
 
 # --------------------------------------------------------------------------- writing
@@ -632,20 +834,26 @@ class VideoWriter:
     """Encode frames and copy packets into a new video file, atomically.
 
     ``path``'s extension picks the container and the default encoder (:data:`DEFAULT_CODECS`):
-    ``.mkv``/``.avi`` FFV1 (level 3, GOP 1, slice CRCs; lossless, the input's pixel format or the
-    closest FFV1 format that loses nothing, e.g. rgb48 stays 16-bit RGB), ``.mov`` ProRes 422 HQ
-    (yuv422p10le) or 4444 (yuv444p10le / yuva444p10le with alpha) for 4:4:4/RGB sources, ``.mp4``
-    H.264 (crf :data:`DEFAULT_CRF`, yuv420p, yuv420p10le for >8-bit sources). ``codec``,
+    ``.mkv``/``.avi`` FFV1 (level 3, GOP 1, slice CRCs, the slice count nearest
+    :data:`FFV1_SLICES_SD`/:data:`FFV1_SLICES_HD` that the picture size allows; lossless, the
+    input's pixel format or the closest FFV1 format that loses nothing, e.g. rgb48 stays 16-bit
+    RGB), ``.mov`` ProRes 422 HQ (yuv422p10le) or 4444 (yuv444p10le for 4:4:4/RGB sources,
+    yuva444p10le for any source with alpha), ``.mp4`` H.264 (crf :data:`DEFAULT_CRF`, yuv420p,
+    yuv420p10le for >8-bit sources; 4:2:2 for an odd height, 4:4:4 for an odd width, which 4:2:0
+    cannot hold; output reproducible bit for bit, see :func:`_x264_params`). ``codec``,
     ``pix_fmt``, ``crf``/``preset`` (libx264/libx265 only) and raw encoder ``codec_options``
-    override. Audio and subtitle streams of ``template_container`` (an open input container or a
-    path; usually ``reader.container``) are created as bit-exact copies for :meth:`write_packet`.
+    (``x264-params``/``x265-params`` are appended to the writer's) override. Audio and subtitle
+    streams of ``template_container`` (an open input container or a path; usually
+    ``reader.container``) are created as bit-exact copies for :meth:`write_packet`.
 
-    The file is written as ``.<stem>.partial-XXXX<ext>`` in the output folder and renamed to
+    The file is written under a :func:`filmclean.io.partial_path` in the output folder and renamed to
     ``path`` by :meth:`close`; :meth:`abort` (or leaving the ``with`` block by an exception,
     KeyboardInterrupt included) deletes it. Raises :class:`OutputError` when ``path`` is the input
     file, exists and ``force`` is false, its folder is missing or unwritable, the extension,
-    codec, pixel format or options are not usable, or a copied stream's codec cannot be stored in
-    the container.
+    codec, pixel format or options are not usable (the encoder is opened here, so a size it cannot
+    take is reported before any frame), the source has alpha that the default pixel format of
+    the codec cannot store (give ``pix_fmt`` to drop it deliberately), or a copied stream's codec
+    cannot be stored in the container.
     """
 
     def __init__(
@@ -676,12 +884,14 @@ class VideoWriter:
         if self.pix_fmt not in formats:
             supported = ", ".join(formats)
             raise OutputError(f"encoder {self.codec} cannot write pixel format {self.pix_fmt}; it supports {supported}", self.path)
+        self._check_pix_fmt(explicit=pix_fmt is not None)
         options = self._options(crf, preset, codec_options)
         self._colour, convert = _output_colour(info, self.pix_fmt)
         self._converter = _RgbConverter(convert, self.pix_fmt)
         self._closed = False
         self._first_time: Fraction | None = None
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial-{secrets.token_hex(4)}{self.path.suffix}")
+        remove_stale_partials(self.path.absolute().parent, self.path)  # left by a killed run into this output
+        self._tmp = partial_path(self.path)
         self.container = self._open_temp()
         try:
             self._stream = self._add_video_stream(options)
@@ -696,12 +906,34 @@ class VideoWriter:
         info = self.info
         full_chroma = info.is_rgb or info.is_grey or _subsampling(_components(info.pix_fmt)[0]) == (0, 0)
         if self.codec == "prores_ks":
-            if full_chroma and not info.is_grey:
-                return "yuva444p10le" if info.has_alpha else "yuv444p10le"
-            return "yuv422p10le"
+            if info.has_alpha:
+                return "yuva444p10le"
+            return "yuv444p10le" if full_chroma and not info.is_grey else "yuv422p10le"
         if self.codec in ("libx264", "libx265"):
-            return "yuv420p10le" if info.bits > 8 else "yuv420p"
+            depth = "10le" if info.bits > 8 else ""
+            choices = [f"yuv420p{depth}", f"yuv422p{depth}", f"yuv444p{depth}"]
+            return next((f for f in choices if _chroma_fits(info.width, info.height, f)), choices[0])
         return closest_pix_fmt(info.pix_fmt, formats)
+
+    def _check_pix_fmt(self, explicit: bool) -> None:
+        """Refuse what the chosen pixel format cannot do: whole chroma samples for H.264/HEVC, and
+        the source's alpha unless ``explicit`` (the caller chose the format, and so the loss)."""
+        info = self.info
+        if self.codec in ("libx264", "libx265") and not _chroma_fits(info.width, info.height, self.pix_fmt):
+            sx, sy = _subsampling(_components(self.pix_fmt)[0])
+            sides = (("width", info.width, sx), ("height", info.height, sy))
+            odd = " and ".join(name for name, size, shift in sides if size % (1 << shift))
+            raise OutputError(
+                f"{self.codec} cannot encode a {info.width}x{info.height} picture as {self.pix_fmt}: its chroma "
+                f"subsampling needs an even {odd}; use a 4:4:4 pixel format (e.g. yuv444p) or .mkv (FFV1)",
+                self.path,
+            )
+        if info.has_alpha and not explicit and not _components(self.pix_fmt)[2]:
+            raise OutputError(
+                f"the input has an alpha channel, which {self.codec} ({self.pix_fmt}) cannot store; write .mkv "
+                "(FFV1 keeps alpha) or .mov (ProRes 4444), or choose a pixel format (--pix-fmt) to drop it",
+                self.path,
+            )
 
     def _options(self, crf: int | None, preset: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
         options: dict[str, str] = {}
@@ -712,12 +944,21 @@ class VideoWriter:
             options = {"crf": str(DEFAULT_CRF if crf is None else crf), "preset": preset or DEFAULT_PRESET}
             if self.codec == "libx265":
                 options["x265-params"] = "log-level=error"
+            elif _x264_params():
+                options["x264-params"] = _x264_params()
         elif self.codec == "ffv1":
-            slices = 16 if self.info.width * self.info.height >= 1280 * 720 else 4
-            options = {"level": "3", "slicecrc": "1", "slices": str(slices), "g": "1"}
+            options = {"level": "3", "slicecrc": "1", "g": "1"}
         elif self.codec == "prores_ks":
             options = {"profile": "4" if self.pix_fmt.startswith(("yuv444", "yuva444")) else "3", "vendor": "apl0"}
-        options.update(extra or {})
+        for key, value in (extra or {}).items():
+            joined = key in ("x264-params", "x265-params") and key in options
+            options[key] = f"{options[key]}:{value}" if joined else value  # the caller's come last and win
+        if self.codec == "ffv1" and "slices" not in options:
+            width, height = self.info.width, self.info.height
+            wanted = FFV1_SLICES_HD if width * height >= 1280 * 720 else FFV1_SLICES_SD
+            slices = _ffv1_slices(width, height, self.pix_fmt, wanted, tuple(sorted(options.items())))
+            if slices is not None:  # else FFV1 refuses every count; opening the encoder says so
+                options["slices"] = str(slices)
         return options
 
     def _open_temp(self) -> av.container.OutputContainer:
@@ -751,6 +992,14 @@ class VideoWriter:
         if info.timecode:
             stream.metadata["timecode"] = info.timecode
         self.container.metadata.update(dict(info.tags))
+        try:  # now rather than at the first frame, so that a refusal comes before any work
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            raise OutputError(
+                f"encoder {self.codec} cannot encode {info.width}x{info.height} {self.pix_fmt} video with these "
+                f"settings ({error_reason(exc)})",
+                self.path,
+            ) from None
         return stream
 
     def _add_copies(self, template: av.container.InputContainer | str | Path | None) -> dict[int, av.stream.Stream]:
