@@ -1,7 +1,7 @@
 """Inference backends: eager PyTorch and ONNX Runtime behind one call signature.
 
 A backend is called with a batch of tiles ``(N, 3, h, w)`` float32 numpy in ``[0, 1]`` (``h, w``
-multiples of ``info["size_multiple"]``) and returns ``(restored, mask)``: ``restored`` is
+multiples of ``info.size_multiple``) and returns ``(restored, mask)``: ``restored`` is
 ``(N, 3, h, w)`` float32, ``mask`` is ``(N, 1, h, w)`` float32 in ``[0, 1]`` or ``None`` when the
 network predicts no mask.
 
@@ -11,6 +11,8 @@ silently; the provider in use is read back from the session, never assumed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,10 +21,51 @@ import numpy as np
 from .errors import ModelError
 
 
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What the engine needs to know of a network (or of its ONNX export).
+
+    - ``size_multiple``: tile height and width must be multiples of it;
+    - ``receptive_radius``: how far an output pixel sees; tiles overlapping by twice this give the
+      whole-frame result;
+    - ``has_mask``: the network returns ``(restored, mask)``, the mask being the damage probability;
+    - ``in_channels``: 3 for single frames, 11 for the temporal stack
+      (:data:`filmclean.temporal.STACK_CHANNELS`).
+    """
+
+    size_multiple: int = 1
+    receptive_radius: int = 0
+    has_mask: bool = False
+    in_channels: int = 3
+
+    @classmethod
+    def of(cls, info: NetworkInfo | Mapping[str, Any]) -> NetworkInfo:
+        """``info`` as a :class:`NetworkInfo` (from a mapping with the same keys, e.g. model-file
+        metadata; missing keys take the defaults)."""
+        if isinstance(info, NetworkInfo):
+            return info
+        return cls(size_multiple=int(info.get("size_multiple", 1)),
+                   receptive_radius=int(info.get("receptive_radius", 0)),
+                   has_mask=bool(info.get("has_mask", False)), in_channels=int(info.get("in_channels", 3)))
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the network takes the temporal stack rather than one RGB frame."""
+        return self.in_channels != 3
+
+    def __getitem__(self, key: str) -> Any:
+        """Read access by field name, for code written against the former plain dict."""
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
 class Backend(Protocol):
+    """Runs a network on batches of tiles (see the module docstring for the tensor contract)."""
+
     name: str
     device: str
-    info: dict[str, Any]
+    info: NetworkInfo
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
@@ -43,7 +86,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, net, info: dict[str, Any], device: str = "auto", fp16: bool | None = None,
+    def __init__(self, net, info: NetworkInfo | Mapping[str, Any], device: str = "auto", fp16: bool | None = None,
                  threads: int | None = None) -> None:
         import torch
 
@@ -55,7 +98,7 @@ class TorchBackend:
             torch.set_num_threads(int(threads))
         self.device = device
         self.fp16 = (device == "cuda") if fp16 is None else bool(fp16 and device == "cuda")
-        self.info = dict(info)
+        self.info = NetworkInfo.of(info)
         self.net = net.to(device).eval()
         if self.fp16:
             self.net = self.net.half()
@@ -85,7 +128,8 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, info: dict[str, Any], device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, info: NetworkInfo | Mapping[str, Any], device: str = "auto",
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -109,7 +153,7 @@ class OnnxBackend:
         if device == "cuda" and self.providers[0] != "CUDAExecutionProvider":
             raise ModelError("ONNX Runtime could not start its CUDA provider (CUDA/cuDNN libraries missing?)", path)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
-        self.info = dict(info)
+        self.info = NetworkInfo.of(info)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_half = "float16" in inp.type
@@ -133,8 +177,8 @@ class OnnxBackend:
             return
         options = ort.RunOptions()
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        side = max(32, int(self.info.get("size_multiple", 1)))
-        channels = int(self.info.get("in_channels", 3))
+        side = max(32, self.info.size_multiple)
+        channels = self.info.in_channels
         x = np.zeros((1, channels, side, side), np.float16 if self.input_half else np.float32)
         self.session.run(None, {self.input_name: x}, options)
 

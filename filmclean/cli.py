@@ -64,18 +64,24 @@ def _seconds(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
-def _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta, temporal, threads,
-                   quiet):
-    from .engine import RestoreOptions, Restorer
-    from .model import load_model, single_frame_fallback
+def _make_restorer(model_path: str | None, backend: str, device: str, tile: int, no_tile: bool,
+                   overlap: int | None, batch: int, threshold: float, dust: str, tta: int, temporal: bool,
+                   threads: int | None, quiet: bool):
+    from .api import open_restorer
+    from .engine import RestoreOptions
 
-    be = load_model(model_path, backend=backend, device=device, threads=threads, temporal=temporal)
     options = RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch, threshold=threshold,
                              dust=dust, tta=tta)
-    restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
+    restorer = open_restorer(model_path, options, backend=backend, device=device, threads=threads, temporal=temporal)
     if not quiet:
-        mode = ("temporal" if temporal else "single-frame (--no-temporal)") if restorer.temporal else "single-frame model"
-        click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {be.describe()} | "
+        if not restorer.temporal:
+            mode = "single-frame model"
+        elif not temporal:
+            mode = "single-frame (--no-temporal)" if restorer.fallback is not None else \
+                "temporal model without neighbours (--no-temporal)"
+        else:
+            mode = "temporal"
+        click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {restorer.backend.describe()} | "
                    f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}"
                    f"{f' | tta: {tta} transforms' if tta > 1 else ''}", err=True)
     return restorer

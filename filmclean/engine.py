@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
+from .backends import Backend, NetworkInfo
 from .tiling import BandAccumulator, TileGrid, make_grid, read_tile, reflect_index
 
 
@@ -97,17 +98,19 @@ class Restorer:
     of the same size. Memory is bounded by the tile and batch size plus a few frame-sized buffers.
     """
 
-    def __init__(self, backend, options: RestoreOptions | None = None, fallback: "Restorer | None" = None) -> None:
+    def __init__(self, backend: Backend, options: RestoreOptions | None = None,
+                 fallback: Restorer | None = None) -> None:
         self.backend = backend
         self.options = options or RestoreOptions()
         # temporal networks: the single-frame restorer for frames without any usable neighbour
         # (a one-frame sequence, a frame between two cuts, --no-temporal); see sequence.TemporalRestorer
         self.fallback = fallback
-        info = backend.info
-        self.multiple = int(info.get("size_multiple", 1))
-        self.radius = int(info.get("receptive_radius", 0))
-        self.has_mask = bool(info.get("has_mask", False))
-        self.in_channels = int(info.get("in_channels", 3))
+        info = NetworkInfo.of(backend.info)
+        self.info = info
+        self.multiple = info.size_multiple
+        self.radius = info.receptive_radius
+        self.has_mask = info.has_mask
+        self.in_channels = info.in_channels
         # reflection margin around the frame: enough context for the network at the frame border
         self.margin = min(self.radius, 16)
         self._grids: dict[tuple[int, int], tuple[TileGrid, int]] = {}  # a reel's frames share one tile plan

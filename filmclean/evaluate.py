@@ -609,16 +609,19 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
     (``tile=None``: whole frames; ``dust``, ``tta``: as :class:`filmclean.engine.RestoreOptions`).
     Raises :class:`filmclean.errors.ModelError` if it cannot load."""
     from . import DUST_POLARITIES, TTA_COUNTS
-    from .engine import RestoreOptions, Restorer
-    from .model import default_model_paths, file_digest, load_model
+    from .api import open_restorer, restore_image
+    from .engine import RestoreOptions
+    from .model import default_model_paths, file_digest
 
     if dust not in DUST_POLARITIES:
         raise InputError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
     if tta not in TTA_COUNTS:
         raise InputError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {tta!r}")
-    be = load_model(path, backend=backend, device=device, threads=threads)
-    restorer = Restorer(be, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust,
-                                           tta=tta))
+    # stills are restored as ``filmclean frames`` restores them (:func:`filmclean.api.restore_image`)
+    restorer = open_restorer(path, RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold,
+                                                  dust=dust, tta=tta),
+                             backend=backend, device=device, threads=threads, temporal=False)
+    be = restorer.backend
     if path is None:
         st, ox = default_model_paths()
         file = st or ox
@@ -629,7 +632,7 @@ def model_method(path: str | Path | None, *, tile: int | None = DEFAULT_TILE, th
             "threshold": threshold if restorer.has_mask else None, "dust": dust if restorer.has_mask else None,
             "tta": tta}
     label = name or ("default" if path is None else Path(path).name)
-    return Method(label, lambda image, mask: restorer.restore(image).image,
+    return Method(label, lambda image, mask: restore_image(restorer, image).image,
                   f"model {file.name if file else 'default'} via {be.describe()}", "model", info=info)
 
 

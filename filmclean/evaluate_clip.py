@@ -256,13 +256,14 @@ def model_clip_method(path: str | Path | None, temporal: bool, *, tile: int | No
     installed). Raises :class:`ModelError` when the model cannot load, or when ``temporal`` is asked
     of a single-frame network.
     """
-    from .engine import RestoreOptions, Restorer
-    from .model import TEMPORAL_STEM, default_model_paths, file_digest, load_model, single_frame_fallback
+    from .api import open_restorer
+    from .engine import RestoreOptions
+    from .model import TEMPORAL_STEM, default_model_paths, file_digest
     from .sequence import restore_sequence
 
-    be = load_model(path, backend=backend, device=device, threads=threads, temporal=temporal)
     options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta)
-    restorer = Restorer(be, options, fallback=single_frame_fallback(be, options, backend, device, threads))
+    restorer = open_restorer(path, options, backend=backend, device=device, threads=threads, temporal=temporal)
+    be = restorer.backend
     if path is None:
         st, ox = default_model_paths(TEMPORAL_STEM) if temporal else (None, None)
         if st is None and ox is None:

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .backends import OnnxBackend, TorchBackend, cuda_available
+from .backends import NetworkInfo, OnnxBackend, TorchBackend, cuda_available
 from .errors import ModelError
 from .modelfile import ModelSpec, load_torch_network, read_spec, sha256_file, verify_checksums
 
@@ -144,12 +144,13 @@ def _sha256(path: Path) -> str:
         raise ModelError(f"cannot read model file ({exc.strerror})", path) from None
 
 
-def single_frame_fallback(be, options, backend, device, threads):
-    """For a temporal model: the shipped single-frame model as a :class:`Restorer` (used for frames
-    without usable neighbours), or ``None`` when the model is single-frame or none is shipped."""
+def shipped_fallback(options, backend: str = "auto", device: str = "auto", threads: int | None = None):
+    """The shipped single-frame model as a :class:`~filmclean.engine.Restorer` with ``options``: the
+    partner of the shipped temporal model for frames without usable neighbours; ``None`` when no
+    single-frame model is shipped."""
     from .engine import Restorer
 
-    if int(be.info.get("in_channels", 3)) == 3 or default_model_paths() == (None, None):
+    if default_model_paths() == (None, None):
         return None
     try:
         return Restorer(load_model(None, backend=backend, device=device, threads=threads), options)
@@ -157,7 +158,7 @@ def single_frame_fallback(be, options, backend, device, threads):
         return None
 
 
-def _onnx_info(spec: ModelSpec) -> dict:
+def _onnx_info(spec: ModelSpec) -> NetworkInfo:
     info = spec.info
     missing = [k for k in ("size_multiple", "receptive_radius", "has_mask") if k not in info]
     if missing:
@@ -174,7 +175,7 @@ def _onnx_info(spec: ModelSpec) -> dict:
     bad = [f"{k}={repr(out[k])[:40]}" for k, ok in checks.items() if not ok(out[k])]
     if bad:
         raise ModelError(f"ONNX model has invalid filmclean metadata ({', '.join(bad)})", spec.path)
-    return out
+    return NetworkInfo.of(out)
 
 
 def file_digest(path: str | Path) -> str:

@@ -272,3 +272,46 @@ def verify_checksums(directory: str | Path, names: list[str] | None = None) -> N
             raise ModelError("not listed in SHA256SUMS", directory / name)
         if sha256_file(directory / name) != sums[name]:
             raise ModelError("SHA-256 checksum mismatch (file corrupt or modified)", directory / name)
+
+
+# -- training checkpoints (written by filmclean.train; read here so that exporting one needs no
+# training code) ------------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = "filmclean-train-checkpoint-1"
+"""Value of :data:`META_CHECKPOINT_FORMAT` in a training checkpoint."""
+META_CHECKPOINT_FORMAT = "filmclean.checkpoint_format"
+META_TRAIN_ARCH = "filmclean.train_arch"
+META_TRAIN_ARCH_CONFIG = "filmclean.train_arch_config"
+
+
+def is_training_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a ``.safetensors`` training checkpoint (see ``filmclean.train.loop``)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get(META_CHECKPOINT_FORMAT) == CHECKPOINT_FORMAT
+    except Exception:
+        return False
+
+
+def checkpoint_network(path: str | Path):
+    """The network stored in a training checkpoint: ``(net in eval mode on the CPU, arch, config)``,
+    its config checked against the weights (:func:`network_from_state`). Raises :class:`ModelError`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not is_training_checkpoint(path):
+        raise ModelError("not a filmclean training checkpoint", path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        arch = meta[META_TRAIN_ARCH]
+        config = json.loads(meta[META_TRAIN_ARCH_CONFIG])
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"unreadable training checkpoint ({type(exc).__name__}: {_brief(exc)})", path) from None
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return network_from_state(arch, config, state, path), arch, config
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import io
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -42,8 +43,9 @@ def _load_source(model_path: Path):
         META_CONFIG,
         META_INFO,
         META_SOURCE_SHA256,
+        checkpoint_network,
+        is_training_checkpoint,
         load_torch_network,
-        network_from_state,
         sha256_file,
     )
 
@@ -55,17 +57,14 @@ def _load_source(model_path: Path):
         raise ModelError("model file not found", model_path)
     if model_path.suffix.lower() != ".safetensors":
         raise ModelError("expected a filmclean .safetensors model (or a training run folder)", model_path)
-    from filmclean.train.loop import is_training_checkpoint, read_checkpoint
 
     try:
         digest = sha256_file(model_path)
     except OSError as exc:
         raise ModelError(f"cannot read model file ({exc.strerror})", model_path) from None
     if is_training_checkpoint(model_path):
-        tensors, _, cfg = read_checkpoint(model_path)
-        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        net = network_from_state(cfg.arch, cfg.arch_config, state, model_path)
-        meta = {META_ARCH: cfg.arch, META_CONFIG: json.dumps(dict(cfg.arch_config), sort_keys=True),
+        net, arch, arch_config = checkpoint_network(model_path)
+        meta = {META_ARCH: arch, META_CONFIG: json.dumps(dict(arch_config), sort_keys=True),
                 META_INFO: json.dumps({"source": "training checkpoint"}), META_SOURCE_SHA256: digest}
         return net, meta
     net, _spec = load_torch_network(model_path)
@@ -179,7 +178,7 @@ def export_onnx(
         "fp16": bool(fp16),
         "opset": int(opset),
         "outputs": outputs,
-        **info,
+        **dataclasses.asdict(info),
         "bytes": len(data),
         "max_abs_diff": None,
         "tolerance": TOLERANCE_FP16 if fp16 else TOLERANCE_FP32,

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from .api import restore_image
 from .engine import RestoredFrame, Restorer
 from .temporal import AlignOptions, SequenceAligner
 
@@ -98,7 +99,7 @@ class TemporalRestorer:
         out = cur if in_place and cur.dtype == np.float32 and cur.flags.writeable else None
         single = self.restorer.fallback if self.restorer.temporal and self.restorer.fallback is not None else None
         if self.aligner is None:
-            return (single or self.restorer).restore(cur, out=out, mask=mask)
+            return restore_image(self.restorer, cur, out=out, mask=mask)
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)

@@ -1,5 +1,6 @@
 """The default model's network and loss: contract, receptive radius, gradients, ONNX parity."""
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ class TestMaskGuidedNet:
         restored, mask = net(x)
         assert restored.shape == (2, 3, 48, 64) and mask.shape == (2, 1, 48, 64)
         assert restored.min() >= 0 and restored.max() <= 1 and mask.min() >= 0 and mask.max() <= 1
-        info = network_info(net)
+        info = dataclasses.asdict(network_info(net))
         assert info == {"size_multiple": 8, "receptive_radius": net.receptive_radius, "has_mask": True, "in_channels": 3}
 
     def test_registry_builds_it(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -34,7 +35,7 @@ def net() -> PaperUNet:
 
 
 def test_contract_attributes_and_registry(net):
-    info = network_info(net)
+    info = dataclasses.asdict(network_info(net))
     assert info == {"size_multiple": 1, "receptive_radius": PaperUNet.receptive_radius, "has_mask": False,
                     "in_channels": 3}
     assert info["receptive_radius"] >= 64

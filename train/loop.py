@@ -63,6 +63,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from filmclean.errors import FilmcleanError, InputError, ModelError, OutputError
+from filmclean.modelfile import (
+    CHECKPOINT_FORMAT,
+    META_CHECKPOINT_FORMAT,
+    META_TRAIN_ARCH,
+    META_TRAIN_ARCH_CONFIG,
+    checkpoint_network,
+    is_training_checkpoint,
+)
 
 from .config import TrainConfig
 from .data import OnTheFlyDataset, PairsDataset, list_clean_names, split_names
@@ -72,12 +80,11 @@ STATE_NAME = "state.json"
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 MODEL_NAME = "model.safetensors"
-CHECKPOINT_FORMAT = "filmclean-train-checkpoint-1"
 META_STATE = "filmclean.train_state"
 META_CONFIG = "filmclean.train_config"
-META_FORMAT = "filmclean.checkpoint_format"
-META_ARCH = "filmclean.train_arch"
-META_ARCH_CONFIG = "filmclean.train_arch_config"
+META_FORMAT = META_CHECKPOINT_FORMAT
+META_ARCH = META_TRAIN_ARCH
+META_ARCH_CONFIG = META_TRAIN_ARCH_CONFIG
 
 
 # -- distributed / device -----------------------------------------------------------------------
@@ -273,28 +280,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, state, config
 
 
-def is_training_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a ``.safetensors`` file written by :func:`write_checkpoint`."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get(META_FORMAT) == CHECKPOINT_FORMAT
-    except Exception:
-        return False
-
-
 def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, str, dict[str, Any]]:
     """Rebuild the network stored in a training checkpoint: ``(net in eval mode on CPU, arch, config)``."""
-    from filmclean.nets import build_network
-
-    tensors, _, config = read_checkpoint(path)
-    try:
-        net = build_network(config.arch, config.arch_config)
-        net.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    except Exception as exc:
-        raise ModelError(f"checkpoint weights do not fit network {config.arch!r}: {exc}", path) from None
-    return net.eval(), config.arch, dict(config.arch_config)
+    return checkpoint_network(path)
 
 
 # -- data ---------------------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import torch
 from torch import nn
+
+from ..backends import NetworkInfo
 
 # name -> "module:Class"; modules are imported on demand so that heavy networks cost nothing unless used
 ARCHITECTURES: dict[str, str] = {
@@ -54,14 +55,14 @@ def build_network(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
     return network_class(arch)(**(config or {}))
 
 
-def network_info(net: nn.Module) -> dict[str, Any]:
-    """The engine-facing attributes of a network as a plain dict."""
-    return {
-        "size_multiple": int(getattr(net, "size_multiple", 1)),
-        "receptive_radius": int(getattr(net, "receptive_radius", 0)),
-        "has_mask": bool(getattr(net, "has_mask", False)),
-        "in_channels": int(getattr(net, "in_channels", 3)),
-    }
+def network_info(net: nn.Module) -> NetworkInfo:
+    """The engine-facing attributes of a network (see the module docstring)."""
+    return NetworkInfo(
+        size_multiple=int(getattr(net, "size_multiple", 1)),
+        receptive_radius=int(getattr(net, "receptive_radius", 0)),
+        has_mask=bool(getattr(net, "has_mask", False)),
+        in_channels=int(getattr(net, "in_channels", 3)),
+    )
 
 
-__all__ = ["ARCHITECTURES", "build_network", "network_class", "network_info", "torch"]
+__all__ = ["ARCHITECTURES", "build_network", "network_class", "network_info"]

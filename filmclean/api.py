@@ -1,0 +1,74 @@
+"""The library API: a fully wired restorer, and frames, reels and image sequences restored with it.
+
+The CLI's ``restore`` and ``frames``, ``filmclean evaluate``/``evaluate-clip`` and the benchmarks
+all build their restorer here, so the default model, its single-frame partner and the options are
+resolved in one place::
+
+    import filmclean
+
+    restorer = filmclean.open_restorer()                      # the shipped models
+    out = restorer.restore(rgb)                                # (H, W, 3) float32 in [0, 1]
+    filmclean.restore_video("reel.mov", "clean.mkv", restorer)
+    filmclean.restore_frames("scans/", "restored/", restorer)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import DEFAULT_TILE
+from .engine import RestoredFrame, RestoreOptions, Restorer
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model runs and where: ``model`` is a ``.safetensors``/``.onnx`` path, or ``None`` for
+    the shipped models (with ``temporal``, the shipped temporal model for reels and sequences,
+    paired with the shipped single-frame model for frames without usable neighbours);
+    ``backend`` ``auto|onnx|torch``; ``device`` ``auto|cpu|cuda``; ``threads`` for inference."""
+
+    model: str | Path | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    threads: int | None = None
+    temporal: bool = True
+
+
+def open_restorer(model: str | Path | None = None, options: RestoreOptions | None = None, *,
+                  backend: str = "auto", device: str = "auto", threads: int | None = None,
+                  temporal: bool = True) -> Restorer:
+    """Load a model and return a :class:`~filmclean.engine.Restorer` ready to use.
+
+    ``model=None`` loads the shipped models (SHA-256 checked). A temporal model from the shipped
+    set gets the shipped single-frame model as its fallback for frames without usable neighbours
+    (stills, scene cuts, ``temporal=False``); a user's own model is always the model that runs
+    (a temporal one sees empty neighbours on such frames). ``restorer.model_file`` records the
+    file actually loaded (for ONNX Runtime, possibly a verified export of the file named).
+    Raises :class:`~filmclean.errors.ModelError` with one line when no model can be loaded.
+    """
+    from .model import load_model, shipped_fallback
+
+    choice = ModelChoice(model, backend, device, threads, temporal)
+    options = options or RestoreOptions(tile=DEFAULT_TILE)
+    be = load_model(choice.model, backend=choice.backend, device=choice.device, threads=choice.threads,
+                    temporal=choice.temporal)
+    fallback = None
+    if choice.model is None and be.info.in_channels != 3:
+        fallback = shipped_fallback(options, choice.backend, choice.device, choice.threads)
+    return Restorer(be, options, fallback=fallback)
+
+
+def restore_image(restorer: Restorer, rgb: np.ndarray, *, out: np.ndarray | None = None,
+                  mask: bool = True) -> RestoredFrame:
+    """Restore one frame on its own -- a still, or a frame without usable neighbours -- exactly as
+    ``filmclean frames`` does: a temporal model's single-frame partner when it has one (the shipped
+    pair), else the model itself (a temporal one with empty neighbours). ``rgb``: ``(H, W, 3)``
+    float32; ``out``, ``mask``: as :meth:`~filmclean.engine.Restorer.restore`."""
+    single = restorer.fallback if restorer.temporal and restorer.fallback is not None else restorer
+    return single.restore(rgb, out=out, mask=mask)
+
+
+__all__ = ["ModelChoice", "open_restorer", "restore_image"]
