@@ -37,7 +37,7 @@ def make_still(path: Path, megapixels: float, seed: int = 0) -> None:
     img = np.clip(img * 200 + 30, 0, 255).astype(np.uint8)
     for _ in range(2000):  # dark specks
         y, x = rng.integers(0, side - 8, 2)
-        img[y:y + 4, x:x + 4] = 10
+        img[y : y + 4, x : x + 4] = 10
     cv2.imwrite(str(path), img)
 
 
@@ -79,8 +79,22 @@ def main() -> None:
         empty = work / "no-models"
         empty.mkdir(exist_ok=True)
         tenv = {**env, "FILMCLEAN_MODELS": str(empty)}
-        runs.append(("temporal-net", ["frames", str(still), "-o", str(work / "out-temporal"), "--force", "-q",
-                                      "--model", str(ROOT / "models" / "temporal.onnx")], tenv))
+        runs.append(
+            (
+                "temporal-net",
+                [
+                    "frames",
+                    str(still),
+                    "-o",
+                    str(work / "out-temporal"),
+                    "--force",
+                    "-q",
+                    "--model",
+                    str(ROOT / "models" / "temporal.onnx"),
+                ],
+                tenv,
+            )
+        )
     for name, args, e in runs:
         gb, seconds, rc = run(args, e)
         print(f"{name:13s} peak RSS {gb:5.2f} GB  {seconds:6.1f} s  exit {rc}")

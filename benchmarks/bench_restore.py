@@ -28,7 +28,7 @@ SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 
 
 def _backend(args):
-    from filmclean.backends import OnnxBackend, TorchBackend
+    from filmclean.backends import TorchBackend
     from filmclean.model import load_model
     from filmclean.nets import build_network, network_info
 
@@ -52,8 +52,9 @@ def _backend(args):
 def _options(args):
     from filmclean.engine import RestoreOptions
 
-    return RestoreOptions(tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch,
-                          tta=args.tta)
+    return RestoreOptions(
+        tile=None if args.tile == 0 else args.tile, overlap=args.overlap, batch=args.batch, tta=args.tta
+    )
 
 
 def child_model(args) -> dict:
@@ -71,15 +72,19 @@ def child_model(args) -> dict:
         from filmclean.sequence import TemporalRestorer, Window
 
         base = rng.random((h // 8, w // 8 + 8 * (args.repeat + 3), 3), dtype=np.float32).repeat(8, 0).repeat(8, 1)
-        seq = [np.ascontiguousarray(base[:, 3 * i:3 * i + w]) for i in range(args.repeat + 3)]
+        seq = [np.ascontiguousarray(base[:, 3 * i : 3 * i + w]) for i in range(args.repeat + 3)]
         tr = TemporalRestorer(r, temporal=True)
         tr.restore(Window(seq[0], 0, None, seq[1]))  # warm-up
         t = time.perf_counter()
         for i in range(1, args.repeat + 1):
             tr.restore(Window(seq[i], i, seq[i - 1], seq[i + 1]))
         sec = (time.perf_counter() - t) / args.repeat
-        return {"backend": be.describe() + " temporal", "s_per_frame": sec, "overlap": r.overlap,
-                "flow_s_per_frame": tr.flow_seconds / (args.repeat + 1)}
+        return {
+            "backend": be.describe() + " temporal",
+            "s_per_frame": sec,
+            "overlap": r.overlap,
+            "flow_s_per_frame": tr.flow_seconds / (args.repeat + 1),
+        }
     frame = rng.random((h, w, 3), dtype=np.float32)
     r.restore(frame)  # warm-up (session init, allocator)
     t = time.perf_counter()
@@ -115,16 +120,21 @@ def child_e2e(args) -> dict:
     r = Restorer(be, _options(args))
     r.restore(np.zeros((64, 64, 3), np.float32))
     stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(), quiet=True)
-    return {"backend": be.describe() + (" temporal" if stats.temporal else ""), "s_per_frame": stats.seconds / stats.frames,
-            "model_s_per_frame": stats.model_seconds / stats.frames, "overlap": r.overlap,
-            "flow_s_per_frame": stats.flow_seconds / stats.frames}
+    return {
+        "backend": be.describe() + (" temporal" if stats.temporal else ""),
+        "s_per_frame": stats.seconds / stats.frames,
+        "model_s_per_frame": stats.model_seconds / stats.frames,
+        "overlap": r.overlap,
+        "flow_s_per_frame": stats.flow_seconds / stats.frames,
+    }
 
 
 def run_child(argv: list[str]) -> dict:
-    code = ("import resource, json, sys; sys.argv = %r; import runpy; "
-            "mod = runpy.run_path(%r, run_name='bench_child'); res = mod['child_main']();"
-            "res['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print('RESULT' + json.dumps(res))"
-            % (["bench"] + argv, __file__))
+    code = (
+        f"import resource, json, sys; sys.argv = {['bench', *argv]!r}; import runpy; "
+        f"mod = runpy.run_path({__file__!r}, run_name='bench_child'); res = mod['child_main']();"
+        "res['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print('RESULT' + json.dumps(res))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
@@ -141,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default=None, help="comma list to compare, e.g. onnx,torch")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--tile", type=int, default=2048, help="tile size for the tiled rows (0 = untiled; 2048 = the CLI default)")
+    p.add_argument(
+        "--tile", type=int, default=2048, help="tile size for the tiled rows (0 = untiled; 2048 = the CLI default)"
+    )
     p.add_argument("--overlap", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8], help="test-time augmentation (restore --tta)")
@@ -168,8 +180,10 @@ def main() -> None:
             base += [f"--{k.replace('_', '-')}", str(v)]
     base += ["--batch", str(args.batch), "--repeat", str(args.repeat)]
     backends = args.backends.split(",") if args.backends else [args.backend]
-    print(f"filmclean benchmark: {os.cpu_count()} CPU core(s); model {args.model or args.arch or 'default'}"
-          + (f"; --tta {args.tta}" if args.tta > 1 else ""))
+    print(
+        f"filmclean benchmark: {os.cpu_count()} CPU core(s); model {args.model or args.arch or 'default'}"
+        + (f"; --tta {args.tta}" if args.tta > 1 else "")
+    )
     print(f"{'what':<34}{'backend':<28}{'s/frame':>9}{'peak RSS MB':>13}")
     for be in backends:
         for size in args.sizes.split(","):
@@ -180,7 +194,9 @@ def main() -> None:
                 print(f"{what:<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}")
         if not args.no_e2e:
             res = run_child(base + ["--backend", be, "--mode", "e2e", "--tile", str(args.tile)])
-            print(f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}")
+            print(
+                f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}"
+            )
             print(f"{'  of which model (+ alignment)':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
             if res.get("flow_s_per_frame"):
                 print(f"{'  of which optical flow':<34}{'':<28}{res['flow_s_per_frame']:>9.3f}")

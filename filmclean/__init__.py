@@ -1,11 +1,22 @@
 """filmclean: remove dust and scratches from scanned analogue film.
 
-Public library API (the CLI is a thin layer over these):
+The public library API (the CLI is a thin layer over it)::
 
-- :func:`filmclean.model.load_model` -- load a network file (safetensors or ONNX) into a backend.
-- :class:`filmclean.engine.Restorer` -- tiled restoration of one frame.
-- :func:`filmclean.pipeline.restore_video` / :func:`filmclean.pipeline.restore_frames`.
+    import filmclean
+
+    restorer = filmclean.open_restorer()                        # the shipped models
+    result = filmclean.restore_image(restorer, rgb)              # (H, W, 3) float32 RGB in [0, 1]
+    filmclean.restore_video("reel.mov", "clean.mkv", restorer)   # audio, timing, bit depth kept
+    filmclean.restore_frames("scans/", "restored/", restorer)   # names, formats, bit depth kept
+
+Names are imported on first use, so ``import filmclean`` stays cheap (the CLI shows its help
+without loading PyTorch).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -20,4 +31,62 @@ DUST_POLARITIES = ("any", "dark", "light")
 #: how many flips/transposes test-time augmentation may average (``RestoreOptions.tta``, ``--tta``)
 TTA_COUNTS = (1, 2, 4, 8)
 
-__all__ = ["DEFAULT_TILE", "DUST_POLARITIES", "TTA_COUNTS", "__version__"]
+#: inference engines (``--backend``) and devices (``--device``)
+BACKENDS = ("auto", "torch", "onnx")
+DEVICES = ("auto", "cpu", "cuda")
+
+_EXPORTS = {
+    "open_restorer": "filmclean.api",
+    "restore_image": "filmclean.api",
+    "ModelChoice": "filmclean.api",
+    "restore_video": "filmclean.pipeline",
+    "restore_frames": "filmclean.pipeline",
+    "VideoOptions": "filmclean.pipeline",
+    "RunStats": "filmclean.pipeline",
+    "Restorer": "filmclean.engine",
+    "RestoreOptions": "filmclean.engine",
+    "RestoredFrame": "filmclean.engine",
+    "NetworkInfo": "filmclean.backends",
+    "FilmcleanError": "filmclean.errors",
+    "InputError": "filmclean.errors",
+    "OutputError": "filmclean.errors",
+    "ModelError": "filmclean.errors",
+}
+
+if TYPE_CHECKING:
+    from .api import ModelChoice, open_restorer, restore_image
+    from .backends import NetworkInfo
+    from .engine import RestoredFrame, RestoreOptions, Restorer
+    from .errors import FilmcleanError, InputError, ModelError, OutputError
+    from .pipeline import RunStats, VideoOptions, restore_frames, restore_video
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'filmclean' has no attribute {name!r}")
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_TILE",
+    "DEVICES",
+    "DUST_POLARITIES",
+    "TTA_COUNTS",
+    "FilmcleanError",
+    "InputError",
+    "ModelChoice",
+    "ModelError",
+    "NetworkInfo",
+    "OutputError",
+    "RestoreOptions",
+    "RestoredFrame",
+    "Restorer",
+    "RunStats",
+    "VideoOptions",
+    "__version__",
+    "open_restorer",
+    "restore_frames",
+    "restore_image",
+    "restore_video",
+]

@@ -36,10 +36,22 @@ class ModelChoice:
     threads: int | None = None
     temporal: bool = True
 
+    def open(self, options: RestoreOptions | None = None) -> Restorer:
+        """:func:`open_restorer` with this choice."""
+        return open_restorer(
+            self.model, options, backend=self.backend, device=self.device, threads=self.threads, temporal=self.temporal
+        )
 
-def open_restorer(model: str | Path | None = None, options: RestoreOptions | None = None, *,
-                  backend: str = "auto", device: str = "auto", threads: int | None = None,
-                  temporal: bool = True) -> Restorer:
+
+def open_restorer(
+    model: str | Path | None = None,
+    options: RestoreOptions | None = None,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    temporal: bool = True,
+) -> Restorer:
     """Load a model and return a :class:`~filmclean.engine.Restorer` ready to use.
 
     ``model=None`` loads the shipped models (SHA-256 checked). A temporal model from the shipped
@@ -53,16 +65,18 @@ def open_restorer(model: str | Path | None = None, options: RestoreOptions | Non
 
     choice = ModelChoice(model, backend, device, threads, temporal)
     options = options or RestoreOptions(tile=DEFAULT_TILE)
-    be = load_model(choice.model, backend=choice.backend, device=choice.device, threads=choice.threads,
-                    temporal=choice.temporal)
+    be = load_model(
+        choice.model, backend=choice.backend, device=choice.device, threads=choice.threads, temporal=choice.temporal
+    )
     fallback = None
     if choice.model is None and be.info.in_channels != 3:
         fallback = shipped_fallback(options, choice.backend, choice.device, choice.threads)
     return Restorer(be, options, fallback=fallback)
 
 
-def restore_image(restorer: Restorer, rgb: np.ndarray, *, out: np.ndarray | None = None,
-                  mask: bool = True) -> RestoredFrame:
+def restore_image(
+    restorer: Restorer, rgb: np.ndarray, *, out: np.ndarray | None = None, mask: bool = True
+) -> RestoredFrame:
     """Restore one frame on its own -- a still, or a frame without usable neighbours -- exactly as
     ``filmclean frames`` does: a temporal model's single-frame partner when it has one (the shipped
     pair), else the model itself (a temporal one with empty neighbours). ``rgb``: ``(H, W, 3)``

@@ -1,7 +1,8 @@
 """Inference backends: eager PyTorch and ONNX Runtime behind one call signature.
 
-A backend is called with a batch of tiles ``(N, 3, h, w)`` float32 numpy in ``[0, 1]`` (``h, w``
-multiples of ``info.size_multiple``) and returns ``(restored, mask)``: ``restored`` is
+A backend is called with a batch of tiles ``(N, C, h, w)`` float32 numpy in ``[0, 1]`` (``C`` is
+``info.in_channels``: 3 for RGB, 11 for the temporal stack; ``h, w`` multiples of
+``info.size_multiple``) and returns ``(restored, mask)``: ``restored`` is
 ``(N, 3, h, w)`` float32, ``mask`` is ``(N, 1, h, w)`` float32 in ``[0, 1]`` or ``None`` when the
 network predicts no mask.
 
@@ -44,9 +45,12 @@ class NetworkInfo:
         metadata; missing keys take the defaults)."""
         if isinstance(info, NetworkInfo):
             return info
-        return cls(size_multiple=int(info.get("size_multiple", 1)),
-                   receptive_radius=int(info.get("receptive_radius", 0)),
-                   has_mask=bool(info.get("has_mask", False)), in_channels=int(info.get("in_channels", 3)))
+        return cls(
+            size_multiple=int(info.get("size_multiple", 1)),
+            receptive_radius=int(info.get("receptive_radius", 0)),
+            has_mask=bool(info.get("has_mask", False)),
+            in_channels=int(info.get("in_channels", 3)),
+        )
 
     @property
     def temporal(self) -> bool:
@@ -86,16 +90,23 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, net, info: NetworkInfo | Mapping[str, Any], device: str = "auto", fp16: bool | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        net,
+        info: NetworkInfo | Mapping[str, Any],
+        device: str = "auto",
+        fp16: bool | None = None,
+        threads: int | None = None,
+    ) -> None:
         import torch
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for but PyTorch sees no CUDA GPU")
-        if threads:
-            torch.set_num_threads(int(threads))
+        self.threads = int(threads) if threads else None  # applied around each call, then restored
+        self.model_file: Path | None = None  # the file loaded (set by filmclean.model.load_model)
+        self.note: str | None = None  # something the user should know about how it was loaded
         self.device = device
         self.fp16 = (device == "cuda") if fp16 is None else bool(fp16 and device == "cuda")
         self.info = NetworkInfo.of(info)
@@ -104,6 +115,18 @@ class TorchBackend:
             self.net = self.net.half()
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        if not self.threads:
+            return self._run(batch)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._run(batch)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
         with torch.inference_mode():
@@ -128,8 +151,9 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, info: NetworkInfo | Mapping[str, Any], device: str = "auto",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, info: NetworkInfo | Mapping[str, Any], device: str = "auto", threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -144,7 +168,7 @@ class OnnxBackend:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = int(threads)
-        ort.set_default_logger_severity(3)  # our own report says which provider runs
+        opts.log_severity_level = 3  # this session only: our own report says which provider runs
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:
@@ -154,10 +178,11 @@ class OnnxBackend:
             raise ModelError("ONNX Runtime could not start its CUDA provider (CUDA/cuDNN libraries missing?)", path)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.info = NetworkInfo.of(info)
+        self.model_file: Path | None = Path(path)
+        self.note: str | None = None  # something the user should know about how it was loaded
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_half = "float16" in inp.type
-        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.ascontiguousarray(batch, dtype=np.float16 if self.input_half else np.float32)

@@ -45,86 +45,112 @@ def tmedian(frames: Iterable[np.ndarray], radius: int = 1) -> Iterator[np.ndarra
     module docstring). Frames are read lazily; at most ``2 * R + 2`` are held. ``radius``: 1..127
     (FFmpeg's limit); frames of another shape than the first raise ``ValueError``.
     """
-    import av
-    import av.filter
-
     r = int(radius)
     if r != radius or not 1 <= r <= 127:
         raise ValueError(f"tmedian radius must be a whole number in 1..127, got {radius}")
-    span = 2 * r + 1
-    prefer = [j for j in range(span) if j != r] + [r]  # assigned in this order: the current frame wins
-    time_base = Fraction(1, 1000)
-    graph = None
-    shape: tuple[int, ...] | None = None
-    window: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (float, uint16) padded inputs not yet done with
-    pts = 0
-    owed = 0  # outputs still to come: one per real input frame
+    median: _MedianGraph | None = None
+    for item in frames:
+        arr = np.asarray(item)
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) frames, got shape {arr.shape}")
+        first = median is None
+        if median is None:
+            median = _MedianGraph(arr.shape, r)
+        elif arr.shape != median.shape:
+            raise ValueError(f"all frames must have one size: {median.shape} then {arr.shape}")
+        rgb = np.ascontiguousarray(np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0))
+        if first:
+            for _ in range(r):  # clamp the window at the start
+                median.push(rgb)
+        median.push(rgb)
+        median.owed += 1
+        yield from median.drain(False)
+    if median is None:
+        return
+    yield from median.finish()
 
-    def push(rgb: np.ndarray) -> None:
-        nonlocal pts
+
+class _MedianGraph:
+    """FFmpeg's ``buffer -> tmedian -> buffersink`` graph for frames of one ``shape``, with the padded
+    inputs whose window is not done yet (``(float, uint16)`` pairs) and the count of outputs owed."""
+
+    def __init__(self, shape: tuple[int, ...], radius: int) -> None:
+        import av.filter
+
+        self.shape = shape
+        self.radius = radius
+        self.span = 2 * radius + 1
+        self.prefer = [j for j in range(self.span) if j != radius] + [radius]  # the current frame wins
+        self.time_base = Fraction(1, 1000)
+        self.window: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (float, uint16) padded inputs
+        self.pts = 0
+        self.owed = 0  # outputs still to come: one per real input frame
+        h, w = shape[:2]
+        self.graph = av.filter.Graph()
+        # PyAV takes a pixel format name for ``format``; its stub only allows a VideoFormat
+        src = self.graph.add_buffer(
+            width=w,
+            height=h,
+            format=TMEDIAN_PIX_FMT,  # type: ignore[arg-type]
+            time_base=self.time_base,
+        )
+        med = self.graph.add("tmedian", f"radius={radius}")
+        sink = self.graph.add("buffersink")
+        src.link_to(med)
+        med.link_to(sink)
+        self.graph.configure()
+
+    def push(self, rgb: np.ndarray) -> None:
+        """Feed one (padding or real) float frame to the filter."""
+        import av
+
         q = np.rint(rgb * np.float32(_SCALE)).astype(np.uint16)
-        window.append((rgb, q))
+        self.window.append((rgb, q))
         frame = av.VideoFrame.from_ndarray(q, format=TMEDIAN_PIX_FMT)
-        frame.pts = pts
-        frame.time_base = time_base
-        graph.vpush(frame)
-        pts += 1
+        frame.pts = self.pts
+        frame.time_base = self.time_base
+        self.graph.vpush(frame)
+        self.pts += 1
 
-    def drain(final: bool) -> Iterator[np.ndarray]:
-        nonlocal owed
+    def drain(self, final: bool) -> Iterator[np.ndarray]:
+        """The outputs the filter has ready, mapped back to float samples; with ``final`` (after
+        the end of stream) the filter must not ask for more input."""
+        import av
+
         while True:
             try:
-                out = graph.vpull()
+                out = self.graph.vpull()
             except av.BlockingIOError:
                 if final:
                     raise RuntimeError("tmedian stopped before returning every frame") from None
                 return
             except av.EOFError:
                 return
-            if owed <= 0 or len(window) < span:  # cannot happen: the padding gives one output per input
+            if self.owed <= 0 or len(self.window) < self.span:  # cannot happen: the padding gives one per input
                 raise RuntimeError("tmedian returned more frames than it was given")
-            owed -= 1
+            self.owed -= 1
             if out.format.name != TMEDIAN_PIX_FMT:
                 out = out.reformat(format=TMEDIAN_PIX_FMT)
-            med = out.to_ndarray()
-            res = med.astype(np.float32) / np.float32(_SCALE)
-            for j in prefer:
-                f, q = window[j]
-                sel = q == med
-                res[sel] = f[sel]
-            window.popleft()
+            res = self._to_float(out.to_ndarray())
+            self.window.popleft()
             yield res
 
-    for item in frames:
-        arr = np.asarray(item)
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f"expected (H, W, 3) frames, got shape {arr.shape}")
-        first = graph is None
-        if first:
-            shape = arr.shape
-            h, w = arr.shape[:2]
-            graph = av.filter.Graph()
-            src = graph.add_buffer(width=w, height=h, format=TMEDIAN_PIX_FMT, time_base=time_base)
-            med = graph.add("tmedian", f"radius={r}")
-            sink = graph.add("buffersink")
-            src.link_to(med)
-            med.link_to(sink)
-            graph.configure()
-        elif arr.shape != shape:
-            raise ValueError(f"all frames must have one size: {shape} then {arr.shape}")
-        rgb = np.ascontiguousarray(np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0))
-        if first:
-            for _ in range(r):  # clamp the window at the start
-                push(rgb)
-        push(rgb)
-        owed += 1
-        yield from drain(False)
-    if graph is None:
-        return
-    last = window[-1][0]
-    for _ in range(r):  # clamp the window at the end
-        push(last)
-    graph.vpush(None)
-    yield from drain(True)
-    if owed:
-        raise RuntimeError(f"tmedian returned {owed} frames fewer than it was given")
+    def _to_float(self, med: np.ndarray) -> np.ndarray:
+        """The 16-bit median ``med`` of the window's first ``span`` frames with each sample replaced
+        by the float input sample it came from (the current frame's first)."""
+        res = med.astype(np.float32) / np.float32(_SCALE)
+        for j in self.prefer:
+            f, q = self.window[j]
+            sel = q == med
+            res[sel] = f[sel]
+        return res
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """Pad the end (the window is clamped there), end the stream and yield the last outputs."""
+        last = self.window[-1][0]
+        for _ in range(self.radius):  # clamp the window at the end
+            self.push(last)
+        self.graph.vpush(None)
+        yield from self.drain(True)
+        if self.owed:
+            raise RuntimeError(f"tmedian returned {self.owed} frames fewer than it was given")

@@ -2,59 +2,177 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS, __version__
+from . import BACKENDS, DEFAULT_TILE, DEVICES, DUST_POLARITIES, TTA_COUNTS, __version__
+
+if TYPE_CHECKING:
+    from .api import ModelChoice
+    from .engine import RestoreOptions, Restorer
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: ``restore`` and ``frames`` live here; the model life-cycle commands live
+    with the training and evaluation code and are imported only when one of them is run or listed,
+    so restoring never imports ``filmclean.train`` (nor evaluation's libraries)."""
+
+    LAZY = {
+        "dustify": "filmclean.train.cli_data:dustify_command",
+        "train": "filmclean.train.cli_train:train_command",
+        "export-onnx": "filmclean.train.cli_train:export_onnx_command",
+        "evaluate": "filmclean.evaluation.cli:evaluate_command",
+        "evaluate-clip": "filmclean.evaluation.cli:evaluate_clip_command",
+        "analyze-layers": "filmclean.evaluation.cli:analyze_layers_command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            import importlib
+
+            module, attr = self.LAZY[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="filmclean")
 def cli() -> None:
     """Remove dust and scratches from scanned film: reels, image sequences and still scans."""
 
 
-def _model_options(f):
-    """Options shared by every command that runs a model."""
+_OPTION_NAMES = (
+    "model_path",
+    "backend",
+    "device",
+    "tile",
+    "no_tile",
+    "overlap",
+    "batch",
+    "threshold",
+    "dust",
+    "tta",
+    "temporal",
+    "threads",
+)
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that runs a model (``restore``, ``frames``, ``evaluate-clip``).
+
+    The command receives them as two values: ``model`` (:class:`filmclean.api.ModelChoice`: file,
+    backend, device, threads, temporal mode) and ``options``
+    (:class:`filmclean.engine.RestoreOptions`: tiling, threshold, polarity, test-time
+    augmentation), whose defaults are the dataclasses' own; and ``quiet``."""
+    from .api import ModelChoice
+    from .engine import RestoreOptions
+
+    d = RestoreOptions()
     opts = [
-        click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-                     help="Model file (.safetensors or .onnx). Default: the shipped default model."),
-        click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-                     help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--tile", type=click.IntRange(min=16), default=DEFAULT_TILE, show_default=True,
-                     help="Tile size in pixels; memory is bounded by the tile, not the frame."),
+        click.option(
+            "--model",
+            "model_path",
+            type=click.Path(dir_okay=False, path_type=str),
+            default=None,
+            help="Model file (.safetensors or .onnx). Default: the shipped default model.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(list(BACKENDS)),
+            default=ModelChoice.backend,
+            show_default=True,
+            help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch.",
+        ),
+        click.option("--device", type=click.Choice(list(DEVICES)), default=ModelChoice.device, show_default=True),
+        click.option(
+            "--tile",
+            type=click.IntRange(min=16),
+            default=d.tile or DEFAULT_TILE,
+            show_default=True,
+            help="Largest tile side in pixels; memory is bounded by the tile, not the frame.",
+        ),
         click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
-        click.option("--overlap", type=click.IntRange(min=0), default=None,
-                     help="Tile overlap in pixels [default: twice the network's receptive radius, at most half the "
-                          "tile]; at least twice the radius makes tiled output equal whole-frame output."),
-        click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per network call."),
-        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-                     help="Mask models: damage probability from which a pixel is repaired; "
-                          "higher leaves more of the picture untouched."),
-        click.option("--dust", type=click.Choice(list(DUST_POLARITIES)), default="any", show_default=True,
-                     help="Mask models: which way dust and scratches change the picture. dark: slides, prints and "
-                          "positive film (damage only darkens; bright highlights are never touched); light: "
-                          "negatives scanned and inverted (damage only brightens); any: either (prints carry "
-                          "both)."),
-        click.option("--tta", type=click.Choice([str(n) for n in TTA_COUNTS]), default="1", show_default=True,
-                     callback=lambda ctx, param, value: int(value),
-                     help="Run the model on N flips/transposes of each frame and average them: more dust found "
-                          "and repaired better, N times slower (still scans, or reels with time to spare)."),
-        click.option("--temporal/--no-temporal", default=True, show_default=True,
-                     help="Reels and image sequences: repair each frame with the help of its motion-aligned "
-                          "neighbours (needs a temporal model; the shipped one is used by default). "
-                          "--no-temporal restores every frame on its own."),
+        click.option(
+            "--overlap",
+            type=click.IntRange(min=0),
+            default=d.overlap,
+            help="Tile overlap in pixels [default: twice the network's receptive radius, at most half the "
+            "tile]; at least twice the radius makes tiled output equal whole-frame output.",
+        ),
+        click.option(
+            "--batch",
+            type=click.IntRange(min=1),
+            default=d.batch,
+            show_default=True,
+            help="Most tiles per network call.",
+        ),
+        click.option(
+            "--threshold",
+            type=click.FloatRange(0.0, 1.0),
+            default=d.threshold,
+            show_default=True,
+            help="Mask models: damage probability from which a pixel is repaired; "
+            "higher leaves more of the picture untouched.",
+        ),
+        click.option(
+            "--dust",
+            type=click.Choice(list(DUST_POLARITIES)),
+            default=d.dust,
+            show_default=True,
+            help="Mask models: which way dust and scratches change the picture. dark: slides, prints and "
+            "positive film (damage only darkens; bright highlights are never touched); light: "
+            "negatives scanned and inverted (damage only brightens); any: either (prints carry "
+            "both).",
+        ),
+        click.option(
+            "--tta",
+            type=click.Choice([str(n) for n in TTA_COUNTS]),
+            default=str(d.tta),
+            show_default=True,
+            callback=lambda ctx, param, value: int(value),
+            help="Run the model on N flips/transposes of each frame and average them: more dust found "
+            "and repaired better, N times slower (still scans, or reels with time to spare).",
+        ),
+        click.option(
+            "--temporal/--no-temporal",
+            default=ModelChoice.temporal,
+            show_default=True,
+            help="Reels and image sequences: repair each frame with the help of its motion-aligned "
+            "neighbours (needs a temporal model; the shipped one is used by default). "
+            "--no-temporal restores every frame on its own.",
+        ),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
+
+    @functools.wraps(f)
+    def command(**kwargs: Any) -> Any:
+        v = {name: kwargs.pop(name) for name in _OPTION_NAMES}
+        kwargs["model"] = ModelChoice(v["model_path"], v["backend"], v["device"], v["threads"], v["temporal"])
+        kwargs["options"] = RestoreOptions(
+            tile=None if v["no_tile"] else v["tile"],
+            overlap=v["overlap"],
+            batch=v["batch"],
+            threshold=v["threshold"],
+            dust=v["dust"],
+            tta=v["tta"],
+        )
+        return f(**kwargs)
+
     for o in reversed(opts):
-        f = o(f)
-    return f
+        command = o(command)
+    return command
 
 
 def _seconds(param: click.Parameter, value: float | None) -> float | None:
@@ -64,46 +182,72 @@ def _seconds(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
-def _make_restorer(model_path: str | None, backend: str, device: str, tile: int, no_tile: bool,
-                   overlap: int | None, batch: int, threshold: float, dust: str, tta: int, temporal: bool,
-                   threads: int | None, quiet: bool):
-    from .api import open_restorer
-    from .engine import RestoreOptions
-
-    options = RestoreOptions(tile=None if no_tile else tile, overlap=overlap, batch=batch, threshold=threshold,
-                             dust=dust, tta=tta)
-    restorer = open_restorer(model_path, options, backend=backend, device=device, threads=threads, temporal=temporal)
+def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> Restorer:
+    restorer = model.open(options)
     if not quiet:
         if not restorer.temporal:
             mode = "single-frame model"
-        elif not temporal:
-            mode = "single-frame (--no-temporal)" if restorer.fallback is not None else \
-                "temporal model without neighbours (--no-temporal)"
+        elif not model.temporal:
+            mode = (
+                "single-frame (--no-temporal)"
+                if restorer.fallback is not None
+                else "temporal model without neighbours (--no-temporal)"
+            )
         else:
             mode = "temporal"
-        click.echo(f"model: {model_path or 'default'} ({mode}) | backend: {restorer.backend.describe()} | "
-                   f"tile: {'whole frame' if no_tile else tile}, overlap {restorer.overlap}"
-                   f"{f' | tta: {tta} transforms' if tta > 1 else ''}", err=True)
+        tta = options.tta
+        click.echo(
+            f"model: {model.model or 'default'} ({mode}) | backend: {restorer.backend.describe()} | "
+            f"tile: {options.tile or 'whole frame'}, overlap {restorer.overlap}"
+            f"{f' | tta: {tta} transforms' if tta > 1 else ''}",
+            err=True,
+        )
+    note = getattr(restorer.backend, "note", None)
+    if note:
+        click.echo(f"note: {note}", err=True)
     return restorer
 
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
-              help="Output video; the extension picks the codec (.mkv FFV1, .mov ProRes, .mp4 H.264).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Output video; the extension picks the codec (.mkv FFV1, .mov ProRes, .mp4 H.264).",
+)
 @click.option("--codec", default=None, help="Override the encoder (e.g. ffv1, prores_ks, libx264, libx265).")
 @click.option("--crf", type=int, default=None, help="Quality for H.264/H.265 (lower is better).")
 @click.option("--pix-fmt", default=None, help="Override the output pixel format (e.g. yuv422p10le).")
-@click.option("--start", type=float, default=None, callback=lambda c, p, v: _seconds(p, v),
-              help="Start time in seconds.")
-@click.option("--end", type=float, default=None, callback=lambda c, p, v: _seconds(p, v),
-              help="End time in seconds (exclusive).")
-@click.option("--mask-out", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write the damage mask as a greyscale video (mask models only).")
+@click.option(
+    "--start", type=float, default=None, callback=lambda c, p, v: _seconds(p, v), help="Start time in seconds."
+)
+@click.option(
+    "--end", type=float, default=None, callback=lambda c, p, v: _seconds(p, v), help="End time in seconds (exclusive)."
+)
+@click.option(
+    "--mask-out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Also write the damage mask as a greyscale video (mask models only).",
+)
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
-@_model_options
-def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force, model_path, backend, device, tile,
-            no_tile, overlap, batch, threshold, dust, tta, temporal, threads, quiet):
+@model_options
+def restore(
+    input_path: str,
+    output: str,
+    codec: str | None,
+    crf: int | None,
+    pix_fmt: str | None,
+    start: float | None,
+    end: float | None,
+    mask_out: str | None,
+    force: bool,
+    model: ModelChoice,
+    options: RestoreOptions,
+    quiet: bool,
+) -> None:
     """Restore a reel (any video PyAV reads) into OUTPUT, keeping audio, timing and bit depth."""
     from pathlib import Path
 
@@ -111,10 +255,17 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("--end must be after --start")
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta,
-                              temporal, threads, quiet)
-    opts = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, end=end, force=force,
-                        mask_out=Path(mask_out) if mask_out else None, temporal=temporal)
+    restorer = _make_restorer(model, options, quiet)
+    opts = VideoOptions(
+        codec=codec,
+        crf=crf,
+        pix_fmt=pix_fmt,
+        start=start,
+        end=end,
+        force=force,
+        mask_out=Path(mask_out) if mask_out else None,
+        temporal=model.temporal,
+    )
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
@@ -122,39 +273,39 @@ def restore(input_path, output, codec, crf, pix_fmt, start, end, mask_out, force
 
 @cli.command()
 @click.argument("input_spec", metavar="INPUT")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Output folder; files keep their names, format and bit depth.")
-@click.option("--mask-out", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Folder for greyscale damage masks (mask models only).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Output folder; files keep their names, format and bit depth.",
+)
+@click.option(
+    "--mask-out",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Folder for greyscale damage masks (mask models only).",
+)
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
-@_model_options
-def frames(input_spec, output, mask_out, force, model_path, backend, device, tile, no_tile, overlap, batch, threshold,
-           dust, tta, temporal, threads, quiet):
+@model_options
+def frames(
+    input_spec: str,
+    output: str,
+    mask_out: str | None,
+    force: bool,
+    model: ModelChoice,
+    options: RestoreOptions,
+    quiet: bool,
+) -> None:
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
     from .pipeline import restore_frames
 
-    restorer = _make_restorer(model_path, backend, device, tile, no_tile, overlap, batch, threshold, dust, tta,
-                              temporal, threads, quiet)
-    stats = restore_frames(input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet, temporal=temporal)
+    restorer = _make_restorer(model, options, quiet)
+    stats = restore_frames(
+        input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet, temporal=model.temporal
+    )
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
-
-
-def _register_lifecycle_commands() -> None:
-    """Model life-cycle commands live with the training code (only click is imported by these modules)."""
-    from .train.cli_data import dustify_command
-    from .cli_eval import analyze_layers_command, evaluate_clip_command, evaluate_command
-    from .train.cli_train import export_onnx_command, train_command
-
-    cli.add_command(dustify_command)
-    cli.add_command(train_command)
-    cli.add_command(export_onnx_command)
-    cli.add_command(evaluate_command)
-    cli.add_command(analyze_layers_command)
-    cli.add_command(evaluate_clip_command)
-
-
-_register_lifecycle_commands()
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -98,13 +98,15 @@ class Restorer:
     of the same size. Memory is bounded by the tile and batch size plus a few frame-sized buffers.
     """
 
-    def __init__(self, backend: Backend, options: RestoreOptions | None = None,
-                 fallback: Restorer | None = None) -> None:
+    def __init__(
+        self, backend: Backend, options: RestoreOptions | None = None, fallback: Restorer | None = None
+    ) -> None:
         self.backend = backend
         self.options = options or RestoreOptions()
         # temporal networks: the single-frame restorer for frames without any usable neighbour
         # (a one-frame sequence, a frame between two cuts, --no-temporal); see sequence.TemporalRestorer
         self.fallback = fallback
+        self.model_file = getattr(backend, "model_file", None)  # the file actually loaded, when known
         info = NetworkInfo.of(backend.info)
         self.info = info
         self.multiple = info.size_multiple
@@ -157,6 +159,7 @@ class Restorer:
             plan = grid, max(1, min(int(o.batch), len(grid.xs), fits, max(1, BATCH_PIXELS // area)))
             self._grids[(h, w)] = plan
         return plan
+
     def _bands(self, source) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         """The network's output for a ``(C, H, W)`` input (an array, or a lazy source as
         :func:`filmclean.tiling.read_tile` takes), a band of rows at a time: ``(first row,
@@ -174,7 +177,7 @@ class Restorer:
         for iy in range(len(grid.ys)):
             row = list(range(iy * n_x, (iy + 1) * n_x))
             for first in range(0, n_x, bs):
-                idx = row[first:first + bs]
+                idx = row[first : first + bs]
                 cut = [clean_tile(read_tile(source, grid, pos[i][0], pos[i][1])) for i in idx]
                 tiles = cut[0][None] if len(cut) == 1 else np.stack(cut)
                 del cut
@@ -200,13 +203,14 @@ class Restorer:
         restored = np.empty((3, h, w), np.float32)
         prob = np.empty((1, h, w), np.float32) if self.has_mask else None
         for r0, out, mask in self._bands(chw):
-            restored[:, r0:r0 + out.shape[1]] = out
+            restored[:, r0 : r0 + out.shape[1]] = out
             if prob is not None and mask is not None:
-                prob[:, r0:r0 + out.shape[1]] = mask
+                prob[:, r0 : r0 + out.shape[1]] = mask
         return restored, prob
 
-    def restore(self, rgb: np.ndarray, stack: np.ndarray | None = None, out: np.ndarray | None = None,
-                mask: bool = True) -> RestoredFrame:
+    def restore(
+        self, rgb: np.ndarray, stack: np.ndarray | None = None, out: np.ndarray | None = None, mask: bool = True
+    ) -> RestoredFrame:
         """Restore one frame ``rgb`` ``(H, W, 3)``.
 
         Temporal networks also need ``stack``, the ``(11, H, W)`` input of
@@ -246,8 +250,9 @@ class Restorer:
         elif out.shape != (h, w, 3) or out.dtype != np.float32:
             raise ValueError(f"out must be a float32 ({h}, {w}, 3) array, got {out.dtype} {out.shape}")
         if o.tta == 1 and not (np.shares_memory(out, rgb) and not self._in_place_safe(h, w)):
-            bands = ((r0, np.transpose(res, (1, 2, 0)), None if m is None else m[0])
-                     for r0, res, m in self._bands(source))
+            bands = (
+                (r0, np.transpose(res, (1, 2, 0)), None if m is None else m[0]) for r0, res, m in self._bands(source)
+            )
             return self._compose(rgb, bands, out, mask)
         restored, prob = self._infer(source)
         for k in range(1, o.tta):  # test-time augmentation: the mean over o.tta transforms
@@ -259,8 +264,9 @@ class Restorer:
             restored /= np.float32(o.tta)
             if prob is not None:
                 prob /= np.float32(o.tta)
-        return self._compose(rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]),
-                             out, mask)
+        return self._compose(
+            rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]), out, mask
+        )
 
     def _in_place_safe(self, h: int, w: int) -> bool:
         """Whether rows finished by one row of tiles are never read again by a later row (true
@@ -274,8 +280,13 @@ class Restorer:
                 return False
         return True
 
-    def _compose(self, rgb: np.ndarray, bands: Iterator[tuple[int, np.ndarray, np.ndarray | None]],
-                 out: np.ndarray, keep_mask: bool = True) -> RestoredFrame:
+    def _compose(
+        self,
+        rgb: np.ndarray,
+        bands: Iterator[tuple[int, np.ndarray, np.ndarray | None]],
+        out: np.ndarray,
+        keep_mask: bool = True,
+    ) -> RestoredFrame:
         """Write the output band by band: the clipped output of a plain network, or for mask
         networks the repair composited over the untouched input (:func:`composite`)."""
         o = self.options
@@ -338,7 +349,7 @@ def valid_pixels(rgb: np.ndarray) -> np.ndarray:
     """``(H, W)`` bool: pixels whose channels are all finite and within ``[0, 1]`` -- the only ones
     a repair may change (float formats can hold NaN, infinities and out-of-range values)."""
     with np.errstate(invalid="ignore"):
-        return ((rgb >= 0.0) & (rgb <= 1.0)).all(axis=-1)
+        return cast(np.ndarray, ((rgb >= 0.0) & (rgb <= 1.0)).all(axis=-1))  # an array: rgb has a channel axis
 
 
 def clean_tile(tile: np.ndarray) -> np.ndarray:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import tempfile
 from pathlib import Path
 
+from . import BACKENDS, DEVICES
 from .backends import NetworkInfo, OnnxBackend, TorchBackend, cuda_available
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .modelfile import ModelSpec, load_torch_network, read_spec, sha256_file, verify_checksums
 
 DEFAULT_STEM = "default"
@@ -43,8 +44,10 @@ def default_model_paths(stem: str = DEFAULT_STEM) -> tuple[Path | None, Path | N
     return (st if st.is_file() else None), (ox if ox.is_file() else None)
 
 
-NO_MODEL = ("no model is installed: the trained default model has not been shipped with this copy of "
-            "filmclean; pass --model PATH (a .safetensors or .onnx file from 'filmclean train' / 'filmclean export-onnx')")
+NO_MODEL = (
+    "no model is installed: the trained default model has not been shipped with this copy of "
+    "filmclean; pass --model PATH (a .safetensors or .onnx file from 'filmclean train' / 'filmclean export-onnx')"
+)
 
 
 def _onnx_cache_for(st_path: Path, digest: str) -> Path:
@@ -67,8 +70,14 @@ def is_export_of(onnx_path: Path, digest: str) -> bool:
         return False
 
 
-def load_model(path: str | Path | None = None, backend: str = "auto", device: str = "auto",
-               threads: int | None = None, fp16: bool | None = None, temporal: bool = False):
+def load_model(
+    path: str | Path | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    fp16: bool | None = None,
+    temporal: bool = False,
+):
     """Load a model into a backend (see :mod:`filmclean.backends`).
 
     ``path=None`` loads the shipped default model (its SHA-256 sums are checked) and raises
@@ -86,9 +95,9 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
     model is exported afresh into the cache. The shipped models are checked against their
     ``SHA256SUMS`` instead.
     """
-    if backend not in ("auto", "torch", "onnx"):
+    if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r} (auto, torch or onnx)")
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise ModelError(f"unknown device {device!r} (auto, cpu or cuda)")
     st_path: Path | None
     onnx_path: Path | None
@@ -116,24 +125,46 @@ def load_model(path: str | Path | None = None, backend: str = "auto", device: st
         backend = "onnx" if onnx_path is not None or not use_cuda else "torch"
     if backend == "torch":
         if st_path is None:
-            raise ModelError("the torch backend needs the .safetensors model; this one is ONNX only (use --backend onnx)",
-                             onnx_path)
+            raise ModelError(
+                "the torch backend needs the .safetensors model; this one is ONNX only (use --backend onnx)", onnx_path
+            )
         net, spec = load_torch_network(st_path)
         from .nets import network_info
 
-        return TorchBackend(net, network_info(net), device=device, fp16=fp16, threads=threads)
-    if onnx_path is None:
-        assert st_path is not None
-        digest = _sha256(st_path)
-        onnx_path = _onnx_cache_for(st_path, digest)
-        if not is_export_of(onnx_path, digest):  # absent, from an older version, or not this model's
-            from .onnx_export import export_onnx
+        tb = TorchBackend(net, network_info(net), device=device, fp16=fp16, threads=threads)
+        tb.model_file = st_path
+        return tb
+    if onnx_path is not None:
+        return _onnx_backend(onnx_path, device, threads)
+    assert st_path is not None
+    digest = _sha256(st_path)
+    cached = _onnx_cache_for(st_path, digest)
+    if is_export_of(cached, digest):
+        return _onnx_backend(cached, device, threads)
+    try:
+        _export(st_path, cached, digest)  # absent, from an older version, or not this model's
+        return _onnx_backend(cached, device, threads)
+    except OutputError as exc:
+        # the cache cannot be written (read-only home, full disk): export for this run only
+        with tempfile.TemporaryDirectory(prefix="filmclean-onnx-") as tmp:
+            be = _onnx_backend(_export(st_path, Path(tmp) / cached.name, digest), device, threads)
+        be.note = f"ONNX cache not writable ({exc}); the model was exported for this run only"
+        return be
 
-            export_onnx(st_path, onnx_path, check=False)
-            if not is_export_of(onnx_path, digest):
-                raise ModelError("model file changed while it was being exported; run again", st_path)
-    spec = read_spec(onnx_path)
-    return OnnxBackend(onnx_path, _onnx_info(spec), device=device, threads=threads)
+
+def _export(st_path: Path, onnx_path: Path, digest: str) -> Path:
+    from .onnx_export import export_onnx
+
+    export_onnx(st_path, onnx_path, check=False)
+    if not is_export_of(onnx_path, digest):
+        raise ModelError("model file changed while it was being exported; run again", st_path)
+    return onnx_path
+
+
+def _onnx_backend(onnx_path: Path, device: str, threads: int | None) -> OnnxBackend:
+    be = OnnxBackend(onnx_path, _onnx_info(read_spec(onnx_path)), device=device, threads=threads)
+    be.model_file = onnx_path
+    return be
 
 
 def _sha256(path: Path) -> str:
@@ -162,8 +193,10 @@ def _onnx_info(spec: ModelSpec) -> NetworkInfo:
     info = spec.info
     missing = [k for k in ("size_multiple", "receptive_radius", "has_mask") if k not in info]
     if missing:
-        raise ModelError(f"ONNX model lacks filmclean metadata ({', '.join(missing)}); export it with 'filmclean export-onnx'",
-                         spec.path)
+        raise ModelError(
+            f"ONNX model lacks filmclean metadata ({', '.join(missing)}); export it with 'filmclean export-onnx'",
+            spec.path,
+        )
     out = {k: info[k] for k in ("size_multiple", "receptive_radius", "has_mask")}
     out["in_channels"] = info.get("in_channels", 3)
     checks = {
@@ -180,4 +213,4 @@ def _onnx_info(spec: ModelSpec) -> NetworkInfo:
 
 def file_digest(path: str | Path) -> str:
     """Short SHA-256 of a file (for reports)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return sha256_file(path)[:12]

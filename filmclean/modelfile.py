@@ -54,16 +54,21 @@ class ModelSpec:
 
 
 def save_model(net, arch: str, config: dict[str, Any], path: str | Path, info: dict[str, Any] | None = None) -> Path:
-    """Save ``net``'s state dict as a filmclean safetensors model (atomic: temp name then rename)."""
-    from safetensors.torch import save_file
+    """Save ``net``'s state dict as a filmclean safetensors model, atomically
+    (:func:`filmclean.io.write_bytes_atomically`; :class:`~filmclean.errors.OutputError` on failure)."""
+    from safetensors.torch import save
+
+    from .io import write_bytes_atomically
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    meta = {META_ARCH: arch, META_CONFIG: json.dumps(config, sort_keys=True), META_INFO: json.dumps(info or {}, sort_keys=True)}
-    tmp = path.with_name(path.name + ".partial")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    meta = {
+        META_ARCH: arch,
+        META_CONFIG: json.dumps(config, sort_keys=True),
+        META_INFO: json.dumps(info or {}, sort_keys=True),
+    }
+    write_bytes_atomically(path, save(state, metadata=meta))
     return path
 
 
@@ -105,8 +110,14 @@ def read_spec(path: str | Path) -> ModelSpec:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise ModelError(f"model metadata is not valid ({type(exc).__name__}: {_brief(exc)})", path) from None
     source = meta.get(META_SOURCE_SHA256)
-    return ModelSpec(path=path, format=fmt, arch=meta[META_ARCH], config=config, info=info,
-                     source_sha256=source.lower() if source else None)
+    return ModelSpec(
+        path=path,
+        format=fmt,
+        arch=meta[META_ARCH],
+        config=config,
+        info=info,
+        source_sha256=source.lower() if source else None,
+    )
 
 
 _REGISTRATIONS_PER_TENSOR = 8
@@ -179,28 +190,36 @@ def check_network_fits(arch: str, config: Any, shapes: Mapping[str, tuple[int, .
             net = build_network(arch, config)
         expected = {name: tuple(t.shape) for name, t in net.state_dict().items()}
     except _TooManyRegistrations:
-        raise ModelError(f"stored config of network {_brief(repr(arch))} describes a network far larger than the "
-                         f"{len(shapes)} tensors in the file", path) from None
+        raise ModelError(
+            f"stored config of network {_brief(repr(arch))} describes a network far larger than the "
+            f"{len(shapes)} tensors in the file",
+            path,
+        ) from None
     except Exception as exc:  # bad config values: KeyError, TypeError, ValueError, RuntimeError, OverflowError ...
-        raise ModelError(f"cannot build network {_brief(repr(arch))} from its stored config "
-                         f"({type(exc).__name__}: {_brief(exc)})",
-                         path) from None
+        raise ModelError(
+            f"cannot build network {_brief(repr(arch))} from its stored config ({type(exc).__name__}: {_brief(exc)})",
+            path,
+        ) from None
     got = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
     if expected == got:
         return
     wrong = [name for name in expected if name in got and expected[name] != got[name]]
     missing = [name for name in expected if name not in got]
     extra = [name for name in got if name not in expected]
-    problems = [f"{name} is {_shape_text(expected[name])} in the network but {_shape_text(got[name])} in the file"
-                for name in wrong[:2]]
+    problems = [
+        f"{name} is {_shape_text(expected[name])} in the network but {_shape_text(got[name])} in the file"
+        for name in wrong[:2]
+    ]
     if missing:
         problems.append(f"{len(missing)} tensor(s) missing from the file (e.g. {missing[0]})")
     if extra:
         problems.append(f"{len(extra)} unexpected tensor(s) in the file (e.g. {extra[0]})")
     if len(wrong) > 2:
         problems.append(f"{len(wrong) - 2} more of different shape")
-    raise ModelError(f"weights do not fit network {_brief(repr(arch))} with its stored config: "
-                     f"{_brief('; '.join(problems), 600)}", path)
+    raise ModelError(
+        f"weights do not fit network {_brief(repr(arch))} with its stored config: {_brief('; '.join(problems), 600)}",
+        path,
+    )
 
 
 def network_from_state(arch: str, config: Any, state: Mapping[str, Any], path: str | Path):
@@ -216,7 +235,9 @@ def network_from_state(arch: str, config: Any, state: Mapping[str, Any], path: s
     try:
         net = build_network(arch, config)
     except Exception as exc:
-        raise ModelError(f"cannot build network {_brief(repr(arch))}: {type(exc).__name__}: {_brief(exc)}", path) from None
+        raise ModelError(
+            f"cannot build network {_brief(repr(arch))}: {type(exc).__name__}: {_brief(exc)}", path
+        ) from None
     try:
         net.load_state_dict(dict(state), strict=True)
     except Exception as exc:
@@ -312,6 +333,5 @@ def checkpoint_network(path: str | Path):
         tensors = load_file(str(path))
     except Exception as exc:
         raise ModelError(f"unreadable training checkpoint ({type(exc).__name__}: {_brief(exc)})", path) from None
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     return network_from_state(arch, config, state, path), arch, config
-

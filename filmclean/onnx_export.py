@@ -18,14 +18,21 @@ a float32 export; the parity tolerance is loosened accordingly (:data:`TOLERANCE
 from __future__ import annotations
 
 import copy
-import io
 import dataclasses
+import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, OutputError
+from .io import write_bytes_atomically
+
+if TYPE_CHECKING:
+    import onnx
+    from torch import nn
+
+    from .backends import NetworkInfo
 
 TOLERANCE_FP32 = 1e-3
 TOLERANCE_FP16 = 2e-2
@@ -64,8 +71,12 @@ def _load_source(model_path: Path):
         raise ModelError(f"cannot read model file ({exc.strerror})", model_path) from None
     if is_training_checkpoint(model_path):
         net, arch, arch_config = checkpoint_network(model_path)
-        meta = {META_ARCH: arch, META_CONFIG: json.dumps(dict(arch_config), sort_keys=True),
-                META_INFO: json.dumps({"source": "training checkpoint"}), META_SOURCE_SHA256: digest}
+        meta = {
+            META_ARCH: arch,
+            META_CONFIG: json.dumps(dict(arch_config), sort_keys=True),
+            META_INFO: json.dumps({"source": "training checkpoint"}),
+            META_SOURCE_SHA256: digest,
+        }
         return net, meta
     net, _spec = load_torch_network(model_path)
     with safe_open(str(model_path), framework="pt") as f:
@@ -103,11 +114,6 @@ def export_onnx(
     Returns ``{"path", "fp16", "opset", "outputs", "size_multiple", "receptive_radius", "has_mask",
     "bytes", "max_abs_diff" (None without check), "tolerance", "test_shape", "providers"}``.
     """
-    import numpy as np
-    import onnx
-    import torch
-    from torch import nn
-
     from .nets import network_info
 
     model_path = Path(model_path)
@@ -115,8 +121,39 @@ def export_onnx(
     net, meta = _load_source(model_path)
     net = net.float().eval()
     info = network_info(net)
-    m = info["size_multiple"]
-    outputs = ["image", "mask"] if info["has_mask"] else ["image"]
+    outputs = ["image", "mask"] if info.has_mask else ["image"]
+    model = _trace(net, info, outputs, fp16, opset, model_path)
+    _set_metadata(model, meta, info, fp16)
+    data = _checked_bytes(model, out_path)
+    report: dict[str, Any] = {
+        "path": str(out_path),
+        "fp16": bool(fp16),
+        "opset": int(opset),
+        "outputs": outputs,
+        **dataclasses.asdict(info),
+        "bytes": len(data),
+        "max_abs_diff": None,
+        "tolerance": TOLERANCE_FP16 if fp16 else TOLERANCE_FP32,
+        "test_shape": None,
+        "providers": None,
+    }
+    if check:
+        diff, shape, providers = _compare_with_torch(net, info, outputs, data, model_path)
+        report.update(max_abs_diff=diff, test_shape=list(shape), providers=providers)
+        if not diff <= report["tolerance"]:
+            raise ModelError(
+                f"ONNX Runtime output differs from PyTorch by {diff:.3g} (tolerance {report['tolerance']:.0e}); "
+                "not written",
+                model_path,
+            )
+    _write(out_path, data)
+    return report
+
+
+def _float_io(net: nn.Module, half: bool) -> nn.Module:
+    """``net`` behind float32 input and outputs; with ``half`` a float16 copy of it computes inside."""
+    import torch
+    from torch import nn
 
     class _Export(nn.Module):
         """Float32 in, float32 out; optionally float16 inside."""
@@ -131,8 +168,21 @@ def export_onnx(
             outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
             return tuple(o.float() for o in outs) if self.half_ else (outs if len(outs) > 1 else outs[0])
 
-    wrapper = _Export(net, fp16).eval()
-    trace_x = torch.rand(_test_shape(m, 1, _cells(m, 32), _cells(m, 48), info["in_channels"]), generator=torch.Generator().manual_seed(0))
+    return _Export(net, half).eval()
+
+
+def _trace(
+    net: nn.Module, info: NetworkInfo, outputs: list[str], fp16: bool, opset: int, model_path: Path
+) -> onnx.ModelProto:
+    """Trace ``net`` (float32 I/O, see :func:`_float_io`) at one small shape into an ONNX model with
+    dynamic batch, height and width; any exporter failure becomes a :class:`ModelError`."""
+    import onnx
+    import torch
+
+    m = info.size_multiple
+    wrapper = _float_io(net, fp16)
+    shape = _test_shape(m, 1, _cells(m, 32), _cells(m, 48), info.in_channels)
+    trace_x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     dynamic = {"input": {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "height", 3: "width"} for name in outputs})
     buf = io.BytesIO()
@@ -142,7 +192,7 @@ def export_onnx(
             torch.onnx.export(
                 wrapper,
                 (trace_x,),
-                buf,
+                buf,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) takes a file object
                 dynamo=False,
                 input_names=["input"],
                 output_names=outputs,
@@ -152,14 +202,18 @@ def export_onnx(
             )
     except Exception as exc:
         raise ModelError(f"ONNX export failed ({type(exc).__name__}: {exc})", model_path) from None
-    model = onnx.load_from_string(buf.getvalue())
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _set_metadata(model: onnx.ModelProto, meta: dict[str, str], info: NetworkInfo, fp16: bool) -> None:
+    """Replace ``model``'s ``metadata_props`` with the source's ``meta`` plus the network facts."""
     props = dict(meta)
     props.update(
         {
-            "filmclean.size_multiple": json.dumps(info["size_multiple"]),
-            "filmclean.receptive_radius": json.dumps(info["receptive_radius"]),
-            "filmclean.has_mask": json.dumps(info["has_mask"]),
-            "filmclean.in_channels": json.dumps(info["in_channels"]),
+            "filmclean.size_multiple": json.dumps(info.size_multiple),
+            "filmclean.receptive_radius": json.dumps(info.receptive_radius),
+            "filmclean.has_mask": json.dumps(info.has_mask),
+            "filmclean.in_channels": json.dumps(info.in_channels),
             "filmclean.fp16": json.dumps(bool(fp16)),
         }
     )
@@ -167,54 +221,57 @@ def export_onnx(
     for key in sorted(props):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, props[key]
+
+
+def _checked_bytes(model: onnx.ModelProto, out_path: Path) -> bytes:
+    """``model`` serialized, after ``onnx.checker.check_model`` accepted it."""
+    import onnx
+
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ModelError(f"exported ONNX model fails onnx.checker ({exc})", out_path) from None
-    data = model.SerializeToString()
+    return model.SerializeToString()
 
-    report: dict[str, Any] = {
-        "path": str(out_path),
-        "fp16": bool(fp16),
-        "opset": int(opset),
-        "outputs": outputs,
-        **dataclasses.asdict(info),
-        "bytes": len(data),
-        "max_abs_diff": None,
-        "tolerance": TOLERANCE_FP16 if fp16 else TOLERANCE_FP32,
-        "test_shape": None,
-        "providers": None,
-    }
-    if check:
-        import onnxruntime as ort
 
-        shape = _test_shape(m, 2, _cells(m, 40), _cells(m, 72), info["in_channels"])  # not the traced shape, not square
-        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-        with torch.no_grad():
-            ref = net(x)
-        refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-            got = sess.run(outputs, {"input": x.numpy()})
-        except Exception as exc:
-            raise ModelError(f"ONNX Runtime cannot run the exported model ({type(exc).__name__}: {exc})", model_path) from None
-        diff = max(float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)))) for g, r in zip(got, refs, strict=True))
-        report.update(max_abs_diff=diff, test_shape=list(shape), providers=sess.get_providers())
-        if not diff <= report["tolerance"]:
-            raise ModelError(
-                f"ONNX Runtime output differs from PyTorch by {diff:.3g} (tolerance {report['tolerance']:.0e}); not written",
-                model_path,
-            )
+def _compare_with_torch(
+    net: nn.Module, info: NetworkInfo, outputs: list[str], data: bytes, model_path: Path
+) -> tuple[float, tuple[int, int, int, int], list[str]]:
+    """Run the exported model ``data`` with ONNX Runtime (CPU) and ``net`` with PyTorch on the same
+    random batch of 2, at another, non-square shape than the traced one. Returns ``(largest
+    absolute difference over all outputs, the input shape, the session's providers)``."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    m = info.size_multiple
+    shape = _test_shape(m, 2, _cells(m, 40), _cells(m, 72), info.in_channels)  # not the traced shape, not square
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = net(x)
+    refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        got = sess.run(outputs, {"input": x.numpy()})
+    except Exception as exc:
+        raise ModelError(
+            f"ONNX Runtime cannot run the exported model ({type(exc).__name__}: {exc})", model_path
+        ) from None
+    diff = max(
+        float(np.max(np.abs(g.astype(np.float64) - r.astype(np.float64)))) for g, r in zip(got, refs, strict=True)
+    )
+    return diff, shape, sess.get_providers()
+
+
+def _write(out_path: Path, data: bytes) -> None:
+    """Write ``data`` to ``out_path`` atomically, creating its folder."""
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(out_path.name + ".partial")
-        tmp.write_bytes(data)
-        tmp.replace(out_path)
     except OSError as exc:
         raise OutputError(f"cannot write ONNX model ({exc.strerror})", out_path) from None
-    return report
+    write_bytes_atomically(out_path, data)
 
 
 __all__ = ["TOLERANCE_FP16", "TOLERANCE_FP32", "export_onnx"]

@@ -60,7 +60,7 @@ def _get(q: queue.Queue, stop: threading.Event, stages: list[_Stage]) -> Any:
         except queue.Empty:
             for s in stages:
                 if s.error is not None:
-                    raise s.error
+                    raise s.error from None  # the stage's own exception, as if raised here
             if stop.is_set():
                 return _DONE
 
@@ -94,9 +94,14 @@ IN_FLIGHT_BYTES = 1 << 30
 100-megapixel scan at a time)."""
 
 
-def run_stages(source: Iterable[Any], process: Callable[[Any], Any], sink: Callable[[Any], None],
-               queue_size: int = 4, size_of: Callable[[Any], int] = lambda item: 0,
-               budget: int = IN_FLIGHT_BYTES) -> None:
+def run_stages(
+    source: Iterable[Any],
+    process: Callable[[Any], Any],
+    sink: Callable[[Any], None],
+    queue_size: int = 4,
+    size_of: Callable[[Any], int] = lambda item: 0,
+    budget: int = IN_FLIGHT_BYTES,
+) -> None:
     """Run ``sink(process(item))`` for every item of ``source`` with the three stages overlapped.
 
     ``source`` is iterated in a reader thread and ``sink`` is called in a writer thread, both in
@@ -178,15 +183,30 @@ class Progress:
         self.start = time.perf_counter()
         self._bar = None
         if not quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TaskProgressColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TaskProgressColumn(), TextColumn("{task.fields[fps]:.2f} fps"),
-                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[fps]:.2f} fps"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self._task = self._bar.add_task(description, total=total, fps=0.0)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.__enter__()
         return self
@@ -200,10 +220,6 @@ class Progress:
         if self._bar is not None:
             fps = self.count / max(1e-9, time.perf_counter() - self.start)
             self._bar.update(self._task, advance=n, fps=fps)
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
 
 
 @dataclass(frozen=True)
@@ -244,15 +260,21 @@ class RunStats:
         return s
 
 
-def restore_video(input_path: str | Path, output_path: str | Path, restorer: Restorer,
-                  options: VideoOptions = VideoOptions(), quiet: bool = False) -> RunStats:
+def restore_video(
+    input_path: str | Path,
+    output_path: str | Path,
+    restorer: Restorer,
+    options: VideoOptions = VideoOptions(),
+    quiet: bool = False,
+) -> RunStats:
     """Restore a reel: decode with PyAV, restore every frame, encode, copy the other streams.
 
     The output is written under a temporary name and renamed when complete. Audio, subtitle and
     data streams are copied packet for packet; frame timestamps, rate, size and bit depth are kept.
     """
     from .io import check_output_path, same_file
-    from .io.video import MaskWriter, PacketItem, VideoFrameItem, VideoReader, VideoWriter, probe_video
+    from .io.video import PacketItem, VideoFrameItem, VideoReader, probe_video
+    from .io.video_write import MaskWriter, VideoWriter
 
     inp, out = Path(input_path), Path(output_path)
     if not inp.exists():
@@ -272,10 +294,18 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
 
     with VideoReader(inp, start=options.start, end=options.end, context=1 if tr.use_neighbours else 0) as reader:
         total = _expected_frames(info, options)
-        with VideoWriter(out, info, reader.container, codec=options.codec, crf=options.crf, pix_fmt=options.pix_fmt,
-                         force=options.force) as writer:
-            mask_writer = (MaskWriter(Path(options.mask_out), info, force=options.force)
-                           if options.mask_out is not None else None)
+        with VideoWriter(
+            out,
+            info,
+            reader.container,
+            codec=options.codec,
+            crf=options.crf,
+            pix_fmt=options.pix_fmt,
+            force=options.force,
+        ) as writer:
+            mask_writer = (
+                MaskWriter(Path(options.mask_out), info, force=options.force) if options.mask_out is not None else None
+            )
             try:
                 with Progress(f"restoring {inp.name}", total, quiet) as progress:
 
@@ -283,8 +313,9 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                         if isinstance(item, (VideoFrameItem, Window)):
                             win = item if isinstance(item, Window) else Window(item, item.index)
                             t = time.perf_counter()
-                            res = tr.restore(win, rgb=_rgb_of, in_place=not tr.use_neighbours,
-                                             mask=mask_writer is not None)
+                            res = tr.restore(
+                                win, rgb=_rgb_of, in_place=not tr.use_neighbours, mask=mask_writer is not None
+                            )
                             stats.model_seconds += time.perf_counter() - t
                             return replace(win.current, rgb=res.image), res.mask, win.current
                         return item, None, None
@@ -300,8 +331,7 @@ def restore_video(input_path: str | Path, output_path: str | Path, restorer: Res
                         stats.frames += 1
                         progress.advance()
 
-                    source = (windows(reader, is_frame=_is_frame, is_output=_is_output) if tr.use_neighbours
-                              else reader)
+                    source = windows(reader, is_frame=_is_frame, is_output=_is_output) if tr.use_neighbours else reader
                     run_stages(source, process, sink, size_of=_item_bytes)
                 stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
                 if stats.frames == 0:
@@ -330,8 +360,9 @@ def _check_range(info: Any, options: VideoOptions) -> None:
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise InputError(f"--end {options.end} must be after --start {options.start}", info.path)
     if options.start is not None and info.duration and options.start >= info.duration:
-        raise InputError(f"--start {options.start:g} s is at or after the end of the video ({info.duration:.3f} s)",
-                         info.path)
+        raise InputError(
+            f"--start {options.start:g} s is at or after the end of the video ({info.duration:.3f} s)", info.path
+        )
 
 
 def _rgb_of(item: Any) -> np.ndarray:
@@ -385,8 +416,15 @@ def looks_like_sequence(files: list[Path]) -> bool:
     return len(keys) == 1
 
 
-def restore_frames(spec: str | Path, out_dir: str | Path, restorer: Restorer, force: bool = False,
-                   mask_dir: str | Path | None = None, quiet: bool = False, temporal: bool = True) -> RunStats:
+def restore_frames(
+    spec: str | Path,
+    out_dir: str | Path,
+    restorer: Restorer,
+    force: bool = False,
+    mask_dir: str | Path | None = None,
+    quiet: bool = False,
+    temporal: bool = True,
+) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
 
     Finished outputs already in ``out_dir`` are skipped (so an interrupted run resumes) unless
@@ -442,16 +480,17 @@ def check_frame_outputs(files: list[Path], out: Path, mask_dir: Path | None) -> 
     if mask_dir is None:
         return
     if mask_dir.resolve() in input_dirs or any(mask_name_for(f, mask_dir).resolve() in inputs for f in files):
-        raise OutputError("--mask-out is the input folder: masks would be written among (or over) the inputs",
-                          mask_dir)
+        raise OutputError("--mask-out is the input folder: masks would be written among (or over) the inputs", mask_dir)
     if mask_dir.resolve() == out.resolve() or (mask_dir.exists() and out.exists() and same_file(mask_dir, out)):
-        raise OutputError("--mask-out must differ from the output folder: masks would replace restored images",
-                          mask_dir)
+        raise OutputError(
+            "--mask-out must differ from the output folder: masks would replace restored images", mask_dir
+        )
     names = [mask_name_for(f, mask_dir).name for f in files]
     clash = {n for n in names if names.count(n) > 1}
     if clash:
-        raise OutputError(f"two inputs would share the mask file {sorted(clash)[0]} (same name, other extension)",
-                          mask_dir)
+        raise OutputError(
+            f"two inputs would share the mask file {sorted(clash)[0]} (same name, other extension)", mask_dir
+        )
 
 
 def _make_folder(folder: Path) -> bool:
@@ -476,8 +515,9 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def _restore_files(files: list[Path], out: Path, mdir: Path | None, restorer: Restorer, force: bool, quiet: bool,
-                   temporal: bool) -> RunStats:
+def _restore_files(
+    files: list[Path], out: Path, mdir: Path | None, restorer: Restorer, force: bool, quiet: bool, temporal: bool
+) -> RunStats:
     from .io.images import ImageData, read_image, write_image
 
     todo: list[Path] = []
@@ -521,8 +561,9 @@ def _restore_files(files: list[Path], out: Path, mdir: Path | None, restorer: Re
             write_image(output_name_for(f, out), res.image, like=data, force=True)
             if mdir is not None and res.mask is not None:
                 grey = np.broadcast_to(res.mask[:, :, None], (*res.mask.shape, 3))
-                write_image(mask_name_for(f, mdir), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True),
-                            force=True)
+                write_image(
+                    mask_name_for(f, mdir), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True), force=True
+                )
             stats.frames += 1
             progress.advance()
 

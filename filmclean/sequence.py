@@ -21,7 +21,7 @@ import numpy as np
 
 from .api import restore_image
 from .engine import RestoredFrame, Restorer
-from .temporal import AlignOptions, SequenceAligner
+from .temporal import TRUST, AlignOptions, SequenceAligner
 
 T = TypeVar("T")
 
@@ -39,8 +39,11 @@ class Window(Generic[T]):
     next: T | None = None
 
 
-def windows(items: Iterable[Any], is_frame: Callable[[Any], bool] = lambda item: True,
-            is_output: Callable[[Any], bool] = lambda item: True) -> Iterator[Any]:
+def windows(
+    items: Iterable[Any],
+    is_frame: Callable[[Any], bool] = lambda item: True,
+    is_output: Callable[[Any], bool] = lambda item: True,
+) -> Iterator[Any]:
     """Yield every non-frame item as it comes and every output frame as a :class:`Window`.
 
     A frame is yielded once the next frame has been read (or the stream has ended), so frames come
@@ -90,8 +93,13 @@ class TemporalRestorer:
     def cuts(self) -> int:
         return self.aligner.cuts if self.aligner is not None else 0
 
-    def restore(self, window: Window, rgb: Callable[[Any], np.ndarray] = lambda item: item,
-                in_place: bool = False, mask: bool = True) -> RestoredFrame:
+    def restore(
+        self,
+        window: Window,
+        rgb: Callable[[Any], np.ndarray] = lambda item: item,
+        in_place: bool = False,
+        mask: bool = True,
+    ) -> RestoredFrame:
         """Restore ``window``'s current frame. ``in_place``: the restored frame may overwrite the
         current frame's array (when nothing reads it afterwards, e.g. no neighbours are used);
         ``mask=False``: the damage mask is not kept (see :meth:`Restorer.restore`)."""
@@ -103,14 +111,15 @@ class TemporalRestorer:
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
-        if single is not None and not stack[9:11].any():
+        if single is not None and not stack[TRUST].any():
             self.fallbacks += 1
             return single.restore(cur, out=out, mask=mask)  # no usable neighbour at all: the single-frame model
         return self.restorer.restore(cur, stack, out=out, mask=mask)
 
 
-def restore_sequence(frames: Iterable[np.ndarray], restorer: Restorer, temporal: bool = True,
-                     align: AlignOptions | None = None) -> Iterator[RestoredFrame]:
+def restore_sequence(
+    frames: Iterable[np.ndarray], restorer: Restorer, temporal: bool = True, align: AlignOptions | None = None
+) -> Iterator[RestoredFrame]:
     """Restore ``(H, W, 3)`` frames of one sequence in order (see :class:`TemporalRestorer`)."""
     tr = TemporalRestorer(restorer, temporal=temporal, align=align)
     for win in windows(frames):

@@ -31,10 +31,23 @@ from dataclasses import dataclass
 import numpy as np
 
 STACK_CHANNELS = 11
+CURRENT = slice(0, 3)  # the current frame, RGB
+PREV_RGB = slice(3, 6)  # the previous frame aligned to it
+NEXT_RGB = slice(6, 9)  # the next frame aligned to it
+NEIGHBOURS = slice(3, 11)  # both aligned neighbours and their trust
+TRUST = slice(9, 11)  # trust in the previous, the next frame
+PREV_TRUST = slice(9, 10)
+NEXT_TRUST = slice(10, 11)
 _MIN_FLOW_SIDE = 32  # DIS fails on images under ~32 px on a side (OpenCV 4.x/5.x)
-PREV, NEXT = 0, 1
 
 __all__ = [
+    "CURRENT",
+    "NEIGHBOURS",
+    "NEXT_RGB",
+    "NEXT_TRUST",
+    "PREV_RGB",
+    "PREV_TRUST",
+    "TRUST",
     "AlignOptions",
     "PairFlow",
     "STACK_CHANNELS",
@@ -70,7 +83,7 @@ def _gray8(rgb: np.ndarray, scale: float) -> np.ndarray:
     import cv2
 
     g = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    g8 = np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    g8: np.ndarray = np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if scale != 1.0:
         h, w = g8.shape
         g8 = cv2.resize(g8, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
@@ -82,11 +95,14 @@ def _gray8(rgb: np.ndarray, scale: float) -> np.ndarray:
 def _dis(preset: str):
     import cv2
 
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+    presets = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
     if preset not in presets:
         raise ValueError(f"unknown DIS preset {preset!r}; known: {', '.join(presets)}")
-    return cv2.DISOpticalFlow_create(presets[preset])
+    return cv2.DISOpticalFlow_create(presets[preset])  # type: ignore[attr-defined]  # alias missing from cv2's stubs
 
 
 def _upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -144,8 +160,11 @@ def _thumb_hist(rgb: np.ndarray) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     s = min(1.0, 64.0 / max(h, w))
-    small = cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (max(1, round(w * s)), max(1, round(h * s))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        np.ascontiguousarray(rgb, dtype=np.float32),
+        (max(1, round(w * s)), max(1, round(h * s))),
+        interpolation=cv2.INTER_AREA,
+    )
     q = np.clip((small * 8).astype(np.int32), 0, 7)
     idx = (q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).ravel()
     hist = np.bincount(idx, minlength=512).astype(np.float64)
@@ -191,7 +210,7 @@ def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float 
     back, inside = warp(backward, forward)
     fx, fy, bx, by = forward[..., 0], forward[..., 1], back[..., 0], back[..., 1]
     e2 = cv2.magnitude(fx + bx, fy + by) ** 2
-    tol = np.float32(tolerance ** 2) + np.float32(0.01) * (cv2.magnitude(fx, fy) ** 2 + cv2.magnitude(bx, by) ** 2)
+    tol = np.float32(tolerance**2) + np.float32(0.01) * (cv2.magnitude(fx, fy) ** 2 + cv2.magnitude(bx, by) ** 2)
     excess = np.maximum(e2 - tol, np.float32(0.0)) * np.float32(-0.5)
     conf = cv2.exp(excess)
     if fill > 1:
@@ -202,16 +221,18 @@ def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float 
     return (conf * inside).astype(np.float32, copy=False)
 
 
-def align_neighbour(current: np.ndarray, neighbour: np.ndarray, forward: np.ndarray, backward: np.ndarray,
-                    tolerance: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def align_neighbour(
+    current: np.ndarray, neighbour: np.ndarray, forward: np.ndarray, backward: np.ndarray, tolerance: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """``neighbour`` warped onto ``current`` and its trust map: ``((H, W, 3), (H, W))`` float32."""
     aligned, _ = warp(neighbour, forward)
     conf = flow_confidence(forward, backward, tolerance)
     return aligned.astype(np.float32, copy=False), conf
 
 
-def build_stack(current: np.ndarray, prev: tuple[np.ndarray, np.ndarray] | None,
-                next_: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+def build_stack(
+    current: np.ndarray, prev: tuple[np.ndarray, np.ndarray] | None, next_: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
     """The temporal network's input ``(11, H, W)`` (see the module docstring).
 
     ``prev``/``next_`` are ``(aligned_rgb, trust)`` from :func:`align_neighbour`, or ``None`` when
@@ -221,15 +242,15 @@ def build_stack(current: np.ndarray, prev: tuple[np.ndarray, np.ndarray] | None,
     h, w = current.shape[:2]
     out = np.empty((STACK_CHANNELS, h, w), np.float32)
     cur = np.transpose(current, (2, 0, 1))
-    out[0:3] = cur
-    for k, nb in enumerate((prev, next_)):
-        rgb = out[3 + 3 * k:6 + 3 * k]
+    out[CURRENT] = cur
+    for nb, rgb_slice, trust_slice in ((prev, PREV_RGB, PREV_TRUST), (next_, NEXT_RGB, NEXT_TRUST)):
+        rgb, trust = out[rgb_slice], out[trust_slice][0]
         if nb is None:
             rgb[...] = cur
-            out[9 + k] = 0.0
+            trust[...] = 0.0
         else:
             np.clip(np.transpose(nb[0], (2, 0, 1)), 0.0, 1.0, out=rgb)
-            np.clip(nb[1], 0.0, 1.0, out=out[9 + k])
+            np.clip(nb[1], 0.0, 1.0, out=trust)
     return out
 
 
@@ -264,9 +285,16 @@ class SequenceAligner:
         self._cache[(key_a, key_b)] = pf
         return pf
 
-    def stack(self, current: np.ndarray, key: object, prev: np.ndarray | None = None, prev_key: object = None,
-              next_: np.ndarray | None = None, next_key: object = None) -> np.ndarray:
-        neighbours = []
+    def stack(
+        self,
+        current: np.ndarray,
+        key: object,
+        prev: np.ndarray | None = None,
+        prev_key: object = None,
+        next_: np.ndarray | None = None,
+        next_key: object = None,
+    ) -> np.ndarray:
+        neighbours: list[tuple[np.ndarray, np.ndarray] | None] = []
         for nb, nb_key in ((prev, prev_key), (next_, next_key)):
             if nb is None or nb.shape != current.shape:  # a frame of another size is no neighbour
                 neighbours.append(None)

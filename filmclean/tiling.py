@@ -115,8 +115,9 @@ def _axis_plan(length: int, tile: int | None, overlap: int, multiple: int) -> tu
     return size, tile_starts(length, size, ov, multiple)
 
 
-def make_grid(height: int, width: int, tile: int | None, overlap: int, multiple: int = 1, margin: int = 0,
-              guard: int = 0) -> TileGrid:
+def make_grid(
+    height: int, width: int, tile: int | None, overlap: int, multiple: int = 1, margin: int = 0, guard: int = 0
+) -> TileGrid:
     """Plan the tiles for a ``height x width`` frame.
 
     ``tile=None`` (or a tile larger than the padded frame) gives one whole-frame tile. ``margin``
@@ -133,8 +134,17 @@ def make_grid(height: int, width: int, tile: int | None, overlap: int, multiple:
     overlap = max(0, int(overlap))
     th, ys = _axis_plan(ph, tile, overlap, multiple)
     tw, xs = _axis_plan(pw, tile, overlap, multiple)
-    return TileGrid(height, width, pad, th, tw, tuple(ys), tuple(xs),
-                    tuple(axis_weights(ph, th, ys, guard)), tuple(axis_weights(pw, tw, xs, guard)))
+    return TileGrid(
+        height,
+        width,
+        pad,
+        th,
+        tw,
+        tuple(ys),
+        tuple(xs),
+        tuple(axis_weights(ph, th, ys, guard)),
+        tuple(axis_weights(pw, tw, xs, guard)),
+    )
 
 
 def pad_frame(chw: np.ndarray, grid: TileGrid) -> np.ndarray:
@@ -148,8 +158,9 @@ def pad_frame(chw: np.ndarray, grid: TileGrid) -> np.ndarray:
 def extract_tiles(padded: np.ndarray, grid: TileGrid, indices: list[int]) -> np.ndarray:
     """Stack the tiles with the given row-major indices into ``(N, C, tile_h, tile_w)``."""
     pos = grid.positions
-    return np.stack([padded[:, pos[i][0]:pos[i][0] + grid.tile_h, pos[i][1]:pos[i][1] + grid.tile_w]
-                     for i in indices])
+    return np.stack(
+        [padded[:, pos[i][0] : pos[i][0] + grid.tile_h, pos[i][1] : pos[i][1] + grid.tile_w] for i in indices]
+    )
 
 
 class TileAccumulator:
@@ -166,15 +177,15 @@ class TileAccumulator:
         y, x, iy, ix = self.grid.positions[index]
         w = np.outer(self.grid.weights_y[iy], self.grid.weights_x[ix])
         th, tw = self.grid.tile_h, self.grid.tile_w
-        self.acc[:, y:y + th, x:x + tw] += tile_out * w
-        self.wsum[y:y + th, x:x + tw] += w
+        self.acc[:, y : y + th, x : x + tw] += tile_out * w
+        self.wsum[y : y + th, x : x + tw] += w
 
     def result(self) -> np.ndarray:
         """The blended ``(C, H, W)`` output cropped to the original frame."""
         g = self.grid
         t, _, l, _ = g.pad
-        acc = self.acc[:, t:t + g.height, l:l + g.width]
-        ws = self.wsum[t:t + g.height, l:l + g.width]
+        acc = self.acc[:, t : t + g.height, l : l + g.width]
+        ws = self.wsum[t : t + g.height, l : l + g.width]
         return acc / np.maximum(ws, 1e-12)
 
 
@@ -234,8 +245,8 @@ class BandAccumulator:
         w = np.outer(self.grid.weights_y[iy], self.grid.weights_x[ix])
         th, tw = self.grid.tile_h, self.grid.tile_w
         o = y - self.origin
-        self.acc[:, o:o + th, x:x + tw] += tile_out * w
-        self.wsum[o:o + th, x:x + tw] += w
+        self.acc[:, o : o + th, x : x + tw] += tile_out * w
+        self.wsum[o : o + th, x : x + tw] += w
 
     def finished(self) -> tuple[int, int]:
         """Frame rows ``[r0, r1)`` that the current row of tiles completes (no later tile touches
@@ -253,7 +264,7 @@ class BandAccumulator:
         g = self.grid
         t, _, l, _ = g.pad
         a, b = r0 + t - self.origin, r1 + t - self.origin
-        return self.acc[:, a:b, l:l + g.width] / np.maximum(self.wsum[a:b, l:l + g.width], 1e-12)
+        return self.acc[:, a:b, l : l + g.width] / np.maximum(self.wsum[a:b, l : l + g.width], 1e-12)
 
     def advance(self) -> None:
         """Move the band down to the next row of tiles, keeping the rows it shares with it."""
@@ -263,9 +274,9 @@ class BandAccumulator:
         end = g.ys[self.row + 1]
         keep = self.origin + g.tile_h - end  # rows shared with the next row of tiles
         shift = end - self.origin
-        self.acc[:, :keep] = self.acc[:, shift:shift + keep].copy()
+        self.acc[:, :keep] = self.acc[:, shift : shift + keep].copy()
         self.acc[:, keep:] = 0.0
-        self.wsum[:keep] = self.wsum[shift:shift + keep].copy()
+        self.wsum[:keep] = self.wsum[shift : shift + keep].copy()
         self.wsum[keep:] = 0.0
         self.origin = end
         self.row += 1

@@ -31,8 +31,15 @@ def camera_move(photo: np.ndarray, n: int, width: int, height: int) -> list[np.n
         cx = cw / 2 + (w - cw) * (0.15 + 0.7 * t)
         cy = ch / 2 + (h - ch) * (0.3 + 0.4 * t)
         m = np.array([[cw / width, 0, cx - cw / 2], [0, ch / height, cy - ch / 2]], np.float64)
-        frames.append(cv2.warpAffine(photo, m, (width, height), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
-                                     borderMode=cv2.BORDER_REFLECT101))
+        frames.append(
+            cv2.warpAffine(
+                photo,
+                m,
+                (width, height),
+                flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_REFLECT101,
+            )
+        )
     return [np.clip(f, 0, 1).astype(np.float32) for f in frames]
 
 
@@ -64,7 +71,7 @@ def write_mov(path: Path, frames: list[np.ndarray], fps: int = 24, audio: bool =
             tone = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
             samples = np.stack([tone, tone], axis=0).reshape(1, -1, order="F")
             for start in range(0, n, 1024):
-                chunk = np.ascontiguousarray(samples[:, 2 * start: 2 * min(n, start + 1024)])
+                chunk = np.ascontiguousarray(samples[:, 2 * start : 2 * min(n, start + 1024)])
                 af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
                 af.sample_rate = 48000
                 af.pts = start

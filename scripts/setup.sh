@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install filmclean with its test tools. Safe to run again.
+# Create .venv and install filmclean with its training, evaluation and test extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,4 +10,4 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The CPU build of PyTorch first: a bare "torch" requirement would pull several GB of CUDA packages.
 python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
-pip install -q -e ".[test]"
+pip install -q -e ".[train,eval,test]"  # restoring alone needs only: pip install .

@@ -21,10 +21,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
-    ap.add_argument("--name", choices=["default", "temporal"], default="default",
-                    help="default: the single-frame default model; temporal: the model for reels and sequences")
-    ap.add_argument("--weights", choices=["best", "last"], default="best",
-                    help="best: the run's model.safetensors (best validation SSIM); last: its last checkpoint")
+    ap.add_argument(
+        "--name",
+        choices=["default", "temporal"],
+        default="default",
+        help="default: the single-frame default model; temporal: the model for reels and sequences",
+    )
+    ap.add_argument(
+        "--weights",
+        choices=["best", "last"],
+        default="best",
+        help="best: the run's model.safetensors (best validation SSIM); last: its last checkpoint",
+    )
     args = ap.parse_args()
 
     from filmclean.modelfile import load_torch_network, save_model, sha256_file
@@ -37,14 +45,24 @@ def main() -> None:
         from filmclean.train.loop import network_from_checkpoint
 
         net, _, _ = network_from_checkpoint(args.run_dir / "checkpoint.safetensors")
-        last = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if '"valid"' in line]
+        last = [
+            json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if '"valid"' in line
+        ]
         training = dict(info.get("training", {}))
         if last:  # describe the last epoch, not the best one
-            training.update(epoch=last[-1]["epoch"], step=last[-1]["step"], valid_ssim=last[-1]["ssim"],
-                            valid_input_ssim=last[-1]["input_ssim"])
+            training.update(
+                epoch=last[-1]["epoch"],
+                step=last[-1]["step"],
+                valid_ssim=last[-1]["ssim"],
+                valid_input_ssim=last[-1]["input_ssim"],
+            )
         info["training"] = training
-    info["training_run"] = {"config": json.loads((args.run_dir / "config.json").read_text()), "weights": args.weights,
-                            "best": state.get("best"), "step": state.get("step")}
+    info["training_run"] = {
+        "config": json.loads((args.run_dir / "config.json").read_text()),
+        "weights": args.weights,
+        "best": state.get("best"),
+        "step": state.get("step"),
+    }
     out = args.models_dir
     out.mkdir(parents=True, exist_ok=True)
     st = save_model(net, spec.arch, spec.config, out / f"{args.name}.safetensors", info=info)

@@ -205,7 +205,7 @@ def make_dpx(
     struct.pack_into(end + "III", header, 24, 1664, 384, 0)
     struct.pack_into(end + "I", header, 808, 2048)
     header[801], header[802] = transfer, colorimetric
-    header[160:160 + 16] = b"test scanner\0\0\0\0"
+    header[160 : 160 + 16] = b"test scanner\0\0\0\0"
     struct.pack_into(end + "f", header, 1724, frame_rate)
     struct.pack_into(end + "I", header, 1920, _bcd(timecode) if timecode else 0xFFFFFFFF)
     struct.pack_into(end + "f", header, 1940, frame_rate)

@@ -20,8 +20,10 @@ def smooth_frame(seed: int = 0) -> np.ndarray:
 def clamped_median(frames: list[np.ndarray], radius: int) -> list[np.ndarray]:
     """The reference: per-pixel median of each frame's window, indices clamped to the sequence."""
     n = len(frames)
-    return [np.median(np.stack([frames[min(max(k, 0), n - 1)] for k in range(t - radius, t + radius + 1)]), axis=0)
-            for t in range(n)]
+    return [
+        np.median(np.stack([frames[min(max(k, 0), n - 1)] for k in range(t - radius, t + radius + 1)]), axis=0)
+        for t in range(n)
+    ]
 
 
 def test_one_frame_speck_is_removed_from_a_static_sequence():

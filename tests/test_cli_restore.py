@@ -7,19 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
+from media import decode_frames, make_clip, make_dpx, make_png, make_tiff, packets_of
 
 from filmclean.modelfile import save_model
 from filmclean.nets import build_network
-
-from helpers import run_cli
-from media import decode_frames, make_clip, make_dpx, make_png, make_tiff, packets_of
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +25,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     paths = {}
-    for name, arch, cfg in [("identity", "identity", {"size_multiple": 8}),
-                            ("tinyconv", "tinyconv", {"channels": 6, "layers": 3, "seed": 1}),
-                            ("tinymask", "tinymask", {"channels": 6, "layers": 2, "seed": 2, "size_multiple": 4})]:
+    for name, arch, cfg in [
+        ("identity", "identity", {"size_multiple": 8}),
+        ("tinyconv", "tinyconv", {"channels": 6, "layers": 3, "seed": 1}),
+        ("tinymask", "tinymask", {"channels": 6, "layers": 2, "seed": 2, "size_multiple": 4}),
+    ]:
         paths[name] = save_model(build_network(arch, cfg), arch, cfg, d / f"{name}.safetensors")
     return paths
 
@@ -38,19 +38,30 @@ def _stream_summary(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         pts = [f.pts for f in c.decode(v)]
-        return {"n": len(pts), "pts": pts, "rate": v.average_rate, "tb": v.time_base, "w": v.width, "h": v.height,
-                "pix_fmt": v.codec_context.pix_fmt, "audio": len(c.streams.audio)}
+        return {
+            "n": len(pts),
+            "pts": pts,
+            "rate": v.average_rate,
+            "tb": v.time_base,
+            "w": v.width,
+            "h": v.height,
+            "pix_fmt": v.codec_context.pix_fmt,
+            "audio": len(c.streams.audio),
+        }
 
 
 class TestRestoreVideo:
-    @pytest.mark.parametrize("src_name,pix_fmt,out_name", [("in.mkv", "yuv422p10le", "out.mkv"),
-                                                           ("in.mov", "yuv422p10le", "out.mov"),
-                                                           ("in.mkv", "yuv420p", "out.mp4")])
+    @pytest.mark.parametrize(
+        "src_name,pix_fmt,out_name",
+        [("in.mkv", "yuv422p10le", "out.mkv"), ("in.mov", "yuv422p10le", "out.mov"), ("in.mkv", "yuv420p", "out.mp4")],
+    )
     def test_keeps_timing_size_depth_audio(self, tmp_path, models, capsys, src_name, pix_fmt, out_name):
         src = make_clip(tmp_path / src_name, n=6, pix_fmt=pix_fmt, audio=True)
         out = tmp_path / out_name
-        code, _, err = run_cli(["restore", src, "-o", out, "--model", models["tinyconv"], "--backend", "torch",
-                                "--tile", "32", "-q"], capsys)
+        code, _, err = run_cli(
+            ["restore", src, "-o", out, "--model", models["tinyconv"], "--backend", "torch", "--tile", "32", "-q"],
+            capsys,
+        )
         assert code == 0, err
         a, b = _stream_summary(src), _stream_summary(out)
         assert b["n"] == a["n"] == 6
@@ -87,8 +98,24 @@ class TestRestoreVideo:
     def test_range_and_mask_out(self, tmp_path, models, capsys):
         src = make_clip(tmp_path / "in.mkv", n=12, fps=24, audio=True)
         out, mask = tmp_path / "part.mkv", tmp_path / "mask.mkv"
-        code, _, err = run_cli(["restore", src, "-o", out, "--model", models["tinymask"], "--start", "0.125",
-                                "--end", "0.375", "--mask-out", mask, "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "restore",
+                src,
+                "-o",
+                out,
+                "--model",
+                models["tinymask"],
+                "--start",
+                "0.125",
+                "--end",
+                "0.375",
+                "--mask-out",
+                mask,
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert _stream_summary(out)["n"] == 6
         m = _stream_summary(mask)
@@ -99,8 +126,9 @@ class TestRestoreVideo:
         outs = {}
         for be in ("torch", "onnx"):
             outs[be] = tmp_path / f"{be}.mkv"
-            code, _, err = run_cli(["restore", src, "-o", outs[be], "--model", models["tinyconv"], "--backend", be,
-                                    "--tile", "32"], capsys)
+            code, _, err = run_cli(
+                ["restore", src, "-o", outs[be], "--model", models["tinyconv"], "--backend", be, "--tile", "32"], capsys
+            )
             assert code == 0, err
             assert f"backend: {be}" in err  # the backend actually used is reported
         for (_, fa), (_, fb) in zip(decode_frames(outs["torch"], "rgb48le"), decode_frames(outs["onnx"], "rgb48le")):
@@ -201,8 +229,10 @@ class TestFrames:
         seq = tmp_path / "seq"
         seq.mkdir()
         make_png(seq / "a.png", np.full((48, 64, 3), 100, np.uint8))
-        code, _, err = run_cli(["frames", seq, "-o", tmp_path / "o", "--mask-out", tmp_path / "m",
-                                "--model", models["tinymask"], "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", seq, "-o", tmp_path / "o", "--mask-out", tmp_path / "m", "--model", models["tinymask"], "-q"],
+            capsys,
+        )
         assert code == 0, err
         from filmclean.io.images import read_image
 
@@ -212,6 +242,7 @@ class TestFrames:
 
 # ---------------------------------------------------------------------------------------------
 # The bad-input corpus: every case gives one line naming the file, a non-zero exit, no traceback.
+
 
 def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
     cases = []
@@ -269,8 +300,18 @@ def bad_corpus(tmp_path_factory):
     os.chmod(tmp / "readonly", 0o755)
 
 
-CASE_NAMES = ["zero-byte", "text named .mov", "truncated video", "no video stream", "corrupt PNG", "1x1 image",
-              "unsupported format", "tiny frames", "unwritable output dir", "missing input"]
+CASE_NAMES = [
+    "zero-byte",
+    "text named .mov",
+    "truncated video",
+    "no video stream",
+    "corrupt PNG",
+    "1x1 image",
+    "unsupported format",
+    "tiny frames",
+    "unwritable output dir",
+    "missing input",
+]
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
@@ -294,8 +335,22 @@ def test_entry_point_no_traceback(tmp_path):
     """The installed console entry point: one line, exit 2, for a text file named .mov."""
     bad = tmp_path / "bad.mov"
     bad.write_text("hello")
-    proc = subprocess.run([sys.executable, "-m", "filmclean.cli", "restore", str(bad), "-o", str(tmp_path / "x.mkv"),
-                           "--model", "missing.safetensors"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "filmclean.cli",
+            "restore",
+            str(bad),
+            "-o",
+            str(tmp_path / "x.mkv"),
+            "--model",
+            "missing.safetensors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
@@ -304,9 +359,30 @@ def test_ctrl_c_leaves_no_output(tmp_path, models):
     """SIGINT during a restore: exit 130 and nothing under the final name (nor temporary files)."""
     src = make_clip(tmp_path / "long.mkv", n=200, w=256, h=192, audio=True)
     out = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "filmclean.cli", "restore", str(src), "-o", str(out), "--model",
-                             str(models["tinyconv"]), "--backend", "torch", "--tile", "64", "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child gets Python's own SIGINT handling even when this suite runs with SIGINT ignored (nohup,
+    # background jobs): an ignored signal would be inherited and the child could not be interrupted
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "filmclean.cli",
+            "restore",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(models["tinyconv"]),
+            "--backend",
+            "torch",
+            "--tile",
+            "64",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not any(tmp_path.glob(".out.partial*")):
         time.sleep(0.05)
@@ -317,3 +393,14 @@ def test_ctrl_c_leaves_no_output(tmp_path, models):
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".out*"))
+
+
+def test_ctrl_c_test_passes_with_sigint_ignored():
+    """The Ctrl-C test above also passes when the suite itself runs with SIGINT ignored."""
+    code = (
+        "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "sys.exit(subprocess.call([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', "
+        f"{__file__!r}, '-k', 'test_ctrl_c_leaves_no_output']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]

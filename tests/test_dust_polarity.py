@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
+from helpers import run_cli
+from media import make_png
 
 from filmclean.engine import RestoreOptions, Restorer, polarity_clamp
 from filmclean.errors import InputError
-from filmclean.evaluate import parse_method
-from filmclean.model import default_model_paths, load_model
-
+from filmclean.evaluation import parse_method
 from filmclean.io.images import read_image
-from helpers import run_cli
-from media import make_png
+from filmclean.model import default_model_paths, load_model
 
 
 class FakeMaskBackend:
@@ -37,8 +36,12 @@ class TestPolarityClamp:
     def test_dark_light_any(self):
         rgb = np.full((2, 2, 3), 0.5, np.float32)
         rep = rgb + np.array([0.1, -0.1, 0.0], np.float32)
-        np.testing.assert_array_equal(polarity_clamp(rgb, rep, "dark"), np.stack([rep[..., 0], rgb[..., 1], rgb[..., 2]], -1))
-        np.testing.assert_array_equal(polarity_clamp(rgb, rep, "light"), np.stack([rgb[..., 0], rep[..., 1], rgb[..., 2]], -1))
+        np.testing.assert_array_equal(
+            polarity_clamp(rgb, rep, "dark"), np.stack([rep[..., 0], rgb[..., 1], rgb[..., 2]], -1)
+        )
+        np.testing.assert_array_equal(
+            polarity_clamp(rgb, rep, "light"), np.stack([rgb[..., 0], rep[..., 1], rgb[..., 2]], -1)
+        )
         assert polarity_clamp(rgb, rep, "any") is rep
 
     def test_the_clamped_repair_is_never_further_from_a_dark_damaged_pixel_s_truth(self):

@@ -24,8 +24,7 @@ def write_images(folder: Path, n: int) -> list[str]:
     for i in range(n):
         rng = np.random.default_rng(i)
         h, w = 40 + 7 * (i % 4), 56 + 9 * (i % 3)
-        img = cv2.resize((rng.random((5, 6, 3)) * 255).astype(np.uint8), (w, h),
-                         interpolation=cv2.INTER_CUBIC)
+        img = cv2.resize((rng.random((5, 6, 3)) * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
         name = f"img{i:02d}"
         cv2.imwrite(str(folder / f"{name}.{'png' if i % 2 else 'jpg'}"), img)
         names.append(name)
@@ -43,8 +42,7 @@ def test_build_pairs_layout_masks_and_manifest(tmp_path):
     names = write_images(tmp_path / "clean", 20)
     out = tmp_path / "pairs"
     with pytest.warns(UserWarning, match="test-list names"):
-        manifest = build_pairs(tmp_path / "clean", out, SIZES, seed=3, polarity="both",
-                               test_names=["img05", "missing"])
+        manifest = build_pairs(tmp_path / "clean", out, SIZES, seed=3, polarity="both", test_names=["img05", "missing"])
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == manifest
     assert manifest["sizes"] == list(SIZES) and manifest["seed"] == 3
@@ -90,10 +88,35 @@ def test_build_pairs_is_deterministic_and_split_is_stable_across_sizes(tmp_path)
     assert a["splits"] == b["splits"]
     assert a["images"]["img03"]["pairs"]["24"] == b["images"]["img03"]["pairs"]["24"]
     for kind in ("clean", "damaged", "mask"):
-        assert (tmp_path / "a" / "24" / kind / "img03.png").read_bytes() == \
-               (tmp_path / "b" / "24" / kind / "img03.png").read_bytes()
+        assert (tmp_path / "a" / "24" / kind / "img03.png").read_bytes() == (
+            tmp_path / "b" / "24" / kind / "img03.png"
+        ).read_bytes()
     c = build_pairs(tmp_path / "clean", tmp_path / "c", (24,), seed=2)
     assert c["images"]["img03"]["pairs"]["24"] != a["images"]["img03"]["pairs"]["24"]
+
+
+def test_polarity_any_builds_what_both_did(tmp_path):
+    """``any`` is the runtime's word; ``both``, the old one, still builds the same pairs."""
+    write_images(tmp_path / "clean", 6)
+    a = build_pairs(tmp_path / "clean", tmp_path / "a", (16,), seed=2, polarity="any")
+    b = build_pairs(tmp_path / "clean", tmp_path / "b", (16,), seed=2, polarity="both")
+    assert a["polarity"] == "any" and b["polarity"] == "both"  # the manifest records the word given
+    assert {k: v for k, v in a.items() if k != "polarity"} == {k: v for k, v in b.items() if k != "polarity"}
+    for kind in ("damaged", "mask"):
+        for name in ("img00", "img03"):
+            assert (tmp_path / "a" / "16" / kind / f"{name}.png").read_bytes() == (
+                tmp_path / "b" / "16" / kind / f"{name}.png"
+            ).read_bytes()
+    with pytest.raises(InputError, match="polarity"):
+        build_pairs(tmp_path / "clean", tmp_path / "c", (16,), polarity="sideways")
+    runner = CliRunner()
+    res = runner.invoke(
+        dustify_command,
+        [str(tmp_path / "clean"), "-o", str(tmp_path / "d"), "--sizes", "16", "--seed", "2", "--polarity", "both"],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["polarity"] == "any"
+    assert "[any|dark|light]" in runner.invoke(dustify_command, ["--help"]).output
 
 
 def test_split_names_ratio_groups_and_forced_test():
@@ -140,8 +163,10 @@ def test_dustify_command(tmp_path):
     names = write_images(tmp_path / "clean", 10)
     (tmp_path / "clean" / "test_list.txt").write_text("# held out\nimg07.jpg\nimg08\n")
     runner = CliRunner()
-    res = runner.invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "pairs"),
-                                          "--sizes", "16,24", "--seed", "4", "--split", "8:1:1"])
+    res = runner.invoke(
+        dustify_command,
+        [str(tmp_path / "clean"), "-o", str(tmp_path / "pairs"), "--sizes", "16,24", "--seed", "4", "--split", "8:1:1"],
+    )
     assert res.exit_code == 0, res.output
     assert "wrote 10 images" in res.output
     manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
@@ -151,11 +176,9 @@ def test_dustify_command(tmp_path):
 
     res = runner.invoke(dustify_command, [str(tmp_path / "missing"), "-o", str(tmp_path / "x")])
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
-    res = runner.invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "y"),
-                                          "--sizes", "16,abc"])
+    res = runner.invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "y"), "--sizes", "16,abc"])
     assert res.exit_code == 2 and "sizes" in res.output.lower()
-    res = runner.invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "y"),
-                                          "--split", "8:1"])
+    res = runner.invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "y"), "--split", "8:1"])
     assert res.exit_code == 2
 
 
@@ -163,8 +186,7 @@ def test_dustify_command_reads_groups_from_sources_csv(tmp_path):
     write_images(tmp_path / "clean", 20)
     rows = ["name,group"] + [f"img{i:02d},pair{i // 2}" for i in range(20)]
     (tmp_path / "clean" / "sources.csv").write_text("\n".join(rows) + "\n")
-    res = CliRunner().invoke(dustify_command, [str(tmp_path / "clean"), "-o",
-                                               str(tmp_path / "pairs"), "--sizes", "16"])
+    res = CliRunner().invoke(dustify_command, [str(tmp_path / "clean"), "-o", str(tmp_path / "pairs"), "--sizes", "16"])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
     split = {n: v["split"] for n, v in manifest["images"].items()}

@@ -1,4 +1,4 @@
-"""Tests of the evaluation protocol (filmclean.evaluate) and its commands (filmclean.cli_eval)."""
+"""Tests of the evaluation protocol (filmclean.evaluation) and its commands (filmclean.evaluation.cli)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from filmclean.cli_eval import analyze_layers_command, evaluate_command
 from filmclean.errors import InputError
-from filmclean.evaluate import (
+from filmclean.evaluation import (
     SSIM_SETTINGS,
     ImageScores,
     LpipsScorer,
@@ -37,6 +36,7 @@ from filmclean.evaluate import (
     write_layer_report,
     write_report,
 )
+from filmclean.evaluation.cli import analyze_layers_command, evaluate_command
 from filmclean.modelfile import save_model
 from filmclean.nets.simple import IdentityNet
 from filmclean.nets.vgg16 import VGG16Features, default_vgg_weights_path, lpips_vgg
@@ -77,9 +77,17 @@ def pairs_dir(tmp_path_factory) -> Path:
             write_png(pairs / str(SIZE) / sub / f"{name}.png", img)
     (corpus / "test_list.txt").write_text("# held out\n" + "\n".join(TEST_NAMES[:2]) + "\n")
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(PARAMS).items()}
-    manifest = {"format": "filmclean-dustified-pairs", "version": 1, "clean_dir": str(corpus), "sizes": [SIZE],
-                "seed": 7, "polarity": "dark", "splits": {"train": NAMES[4:], "valid": [], "test": TEST_NAMES},
-                "images": {n: {"file": f"{n}.png"} for n in NAMES}, "params": params}
+    manifest = {
+        "format": "filmclean-dustified-pairs",
+        "version": 1,
+        "clean_dir": str(corpus),
+        "sizes": [SIZE],
+        "seed": 7,
+        "polarity": "dark",
+        "splits": {"train": NAMES[4:], "valid": [], "test": TEST_NAMES},
+        "images": {n: {"file": f"{n}.png"} for n in NAMES},
+        "params": params,
+    }
     (pairs / "manifest.json").write_text(json.dumps(manifest))
     return pairs
 
@@ -133,13 +141,19 @@ def test_blank_model_file_and_blank_callable_score_low(pairs_dir, blank_model):
 
 
 def scores(delta: float, clean_ssim: float, changed: bool, psnr_clean: float = math.inf) -> ImageScores:
-    return ImageScores("m", f"x{delta}", 0.7, 0.7 + delta, clean_ssim, 20.0, 21.0, psnr_clean, None, None, None,
-                       changed, 0.5, 0.25)
+    return ImageScores(
+        "m", f"x{delta}", 0.7, 0.7 + delta, clean_ssim, 20.0, 21.0, psnr_clean, None, None, None, changed, 0.5, 0.25
+    )
 
 
 def test_shares_on_a_hand_built_case():
-    cases = [scores(-0.1, 1.0, False), scores(0.0, 0.999, True, 50.0), scores(0.2, 0.9979, True, 30.0),
-             scores(-0.001, 0.5, True, 10.0), scores(0.05, 1.0, False)]
+    cases = [
+        scores(-0.1, 1.0, False),
+        scores(0.0, 0.999, True, 50.0),
+        scores(0.2, 0.9979, True, 30.0),
+        scores(-0.001, 0.5, True, 10.0),
+        scores(0.05, 1.0, False),
+    ]
     summ = summarize(cases)
     assert summ["n"] == 5
     assert summ["worse"] == 2 and summ["worse_share"] == pytest.approx(0.4)  # 0.0 is not worse
@@ -191,7 +205,7 @@ class TestAttributeErrors:
     def test_half_the_damage_and_a_false_repair(self):
         out = self.clean.copy()
         out[10:14, 12:15] = self.damaged[10:14, 12:15]  # half the damaged pixels left as they were
-        out[25:27, 30:34] = 0.0                         # 8 undamaged pixels blacked out
+        out[25:27, 30:34] = 0.0  # 8 undamaged pixels blacked out
         s_out = ssim(out, self.clean)
         a = attribute_errors(self.clean, self.damaged, out, self.mask, ssim_restored=s_out)
         assert a["missed_share"] == pytest.approx(0.5)
@@ -209,8 +223,12 @@ class TestAttributeErrors:
         assert ident["ssim_lost_missed"]["mean"] == pytest.approx(1.0 - ident["ssim_damaged_in"]["mean"], abs=1e-9)
         assert attribution_table(res) is not None
         row = res.scores["identity"][0].row()
-        assert row["missed_share"] == 1.0 and list(row)[-4:] == ["missed_share", "false_share", "ssim_lost_false",
-                                                                "ssim_lost_missed"]
+        assert row["missed_share"] == 1.0 and list(row)[-4:] == [
+            "missed_share",
+            "false_share",
+            "ssim_lost_false",
+            "ssim_lost_missed",
+        ]
         plain = tmp_path / "plain"
         c = smooth_image(1, 32, 40)
         write_png(plain / "clean" / "p.png", c)
@@ -239,9 +257,32 @@ def test_dust_and_scratches_and_method_specs(tmp_path):
 
 def test_evaluate_command_writes_report_csv_and_figures(pairs_dir, blank_model, tmp_path):
     out = tmp_path / "report"
-    args = ["--pairs", str(pairs_dir), "--size", str(SIZE), "--model", "identity", "--model", "dns",
-            "--model", "oracle", "--model", str(blank_model), "--tile", "32", "--backend", "torch", "--device",
-            "cpu", "--no-lpips", "--worst", "2", "-q", "-o", str(out)]
+    args = [
+        "--pairs",
+        str(pairs_dir),
+        "--size",
+        str(SIZE),
+        "--model",
+        "identity",
+        "--model",
+        "dns",
+        "--model",
+        "oracle",
+        "--model",
+        str(blank_model),
+        "--tile",
+        "32",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--no-lpips",
+        "--worst",
+        "2",
+        "-q",
+        "-o",
+        str(out),
+    ]
     result = CliRunner().invoke(evaluate_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     for name in ("identity", "dns", "oracle", "blank.safetensors", "δSSIM", "where SSIM is lost", "lost: false"):
@@ -256,14 +297,32 @@ def test_evaluate_command_writes_report_csv_and_figures(pairs_dir, blank_model, 
     with open(out / "per_image.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16
-    for col in ("model", "image", "ssim_damaged_in", "ssim_clean_in", "delta_ssim", "psnr_damaged_in",
-                "psnr_clean_in", "lpips_damaged_in", "lpips_clean_in", "seconds_damaged"):
+    for col in (
+        "model",
+        "image",
+        "ssim_damaged_in",
+        "ssim_clean_in",
+        "delta_ssim",
+        "psnr_damaged_in",
+        "psnr_clean_in",
+        "lpips_damaged_in",
+        "lpips_clean_in",
+        "seconds_damaged",
+    ):
         assert col in rows[0]
     ident = [r for r in rows if r["model"] == "identity"]
-    assert all(float(r["ssim_clean_in"]) == 1.0 and float(r["delta_ssim"]) == 0.0 and r["psnr_clean_in"] == "inf"
-               and r["lpips_clean_in"] == "" for r in ident)
-    figures = ["ssim_input_pairs.png"] + [f"{kind}_{label}.png" for kind in ("ssim", "delta_ssim", "worst")
-                                          for label in ("identity", "dns", "oracle", "blank_safetensors")]
+    assert all(
+        float(r["ssim_clean_in"]) == 1.0
+        and float(r["delta_ssim"]) == 0.0
+        and r["psnr_clean_in"] == "inf"
+        and r["lpips_clean_in"] == ""
+        for r in ident
+    )
+    figures = ["ssim_input_pairs.png"] + [
+        f"{kind}_{label}.png"
+        for kind in ("ssim", "delta_ssim", "worst")
+        for label in ("identity", "dns", "oracle", "blank_safetensors")
+    ]
     assert sorted(report["figures"]) == sorted(figures)
     for name in figures:
         img = cv2.imread(str(out / name))
@@ -278,8 +337,11 @@ def test_lpips_missing_weights_is_reported_not_fatal(pairs_dir, tmp_path):
     assert all(s.lpips_damaged_in is None for s in res.scores["identity"])
     write_report(res, tmp_path / "r", figures=False)
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["settings"]["lpips"] == {"available": False, "reason": scorer.reason,
-                                           "weights": str(tmp_path / "nothing.safetensors")}
+    assert report["settings"]["lpips"] == {
+        "available": False,
+        "reason": scorer.reason,
+        "weights": str(tmp_path / "nothing.safetensors"),
+    }
     assert report["models"][0]["summary"]["lpips_damaged_in"]["mean"] is None
     assert not list((tmp_path / "r").glob("*.png"))
 
@@ -345,6 +407,67 @@ def test_full_size_images_damaged_on_the_fly(pairs_dir):
     assert res.summaries["oracle"]["delta_ssim"]["mean"] > 0
 
 
+def test_full_size_reads_every_format_dustify_and_train_accept(tmp_path):
+    """``--size full`` lists and reads clean images as dustify and train do: .bmp and .webp too."""
+    from filmclean.train.dustify import IMAGE_EXTENSIONS, build_pairs, list_images
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, ext in enumerate((".png", ".bmp", ".webp")):
+        img = smooth_image(i, 40, 48)
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else []  # 101: lossless
+        assert cv2.imwrite(str(corpus / f"c{i}{ext}"), img[..., ::-1], params)
+    assert {".bmp", ".webp"} <= IMAGE_EXTENSIONS and list(list_images(corpus)) == ["c0", "c1", "c2"]
+    folder = open_pairs(corpus, "full", "all")
+    assert folder.names == ["c0", "c1", "c2"]
+    for name in folder.names:
+        pair = folder.load(name)
+        assert pair.clean.shape == (40, 48, 3) and pair.mask.any()
+        assert np.array_equal(np.rint(pair.damaged * 255) / 255, pair.damaged)  # 8-bit files: 8-bit grid
+    build_pairs(corpus, tmp_path / "pairs", sizes=(32,), seed=3, split=(1, 0, 2))
+    for pairs_dir in (corpus, tmp_path / "pairs"):
+        out = tmp_path / f"report_{pairs_dir.name}"
+        result = CliRunner().invoke(
+            evaluate_command,
+            [
+                "--pairs",
+                str(pairs_dir),
+                "--size",
+                "full",
+                "--split",
+                "all",
+                "--model",
+                "identity",
+                "--model",
+                "oracle",
+                "--no-lpips",
+                "--no-figures",
+                "-q",
+                "-o",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        report = json.loads((out / "report.json").read_text())
+        assert report["settings"]["names"] == ["c0", "c1", "c2"] and report["input_pairs"]["n"] == 3
+
+
+def test_package_names_resolve_on_first_use():
+    """``import filmclean.evaluation`` loads none of its modules; every name in ``__all__`` resolves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, filmclean.evaluation as ev\n"
+        "loaded = [m for m in sys.modules if m.startswith('filmclean.evaluation.')]\n"
+        "missing = [n for n in ev.__all__ if getattr(ev, n, None) is None]\n"
+        "print(loaded, missing, sorted(ev.__all__) == sorted(ev._EXPORTS))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "[]", "True"]
+
+
 def test_analyze_layers_with_injected_features(pairs_dir, tmp_path, monkeypatch):
     torch.manual_seed(0)
     vgg = VGG16Features().eval()
@@ -372,10 +495,25 @@ def test_analyze_layers_with_injected_features(pairs_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(vgg16, "ensure_vgg_weights", lambda: Path("random"))
     monkeypatch.setattr(vgg16, "load_vgg16_features", lambda source=None: vgg)
     out = tmp_path / "cli"
-    result = CliRunner().invoke(analyze_layers_command, ["--pairs", str(pairs_dir), "--size", str(SIZE), "-o",
-                                                         str(out)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        analyze_layers_command, ["--pairs", str(pairs_dir), "--size", str(SIZE), "-o", str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "relu3_3" in result.output and "ReLU 22" in result.output
     data = json.loads((out / "layer_response.json").read_text())
     assert len(data["images"]) == 3 and set(data["images"]) <= set(TEST_NAMES)  # spread over the test split
     assert (out / "layers_top_different.png").is_file()
+
+
+@pytest.mark.parametrize("polarity", ["any", "both", "dark"])
+def test_full_size_accepts_every_polarity_word_dustify_writes(tmp_path, polarity):
+    """A pair set built with ``--polarity any`` (and the older ``both``) evaluates at full size."""
+    from filmclean.train.dustify import build_pairs
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        assert cv2.imwrite(str(corpus / f"c{i}.png"), smooth_image(i, 40, 48)[..., ::-1])
+    build_pairs(corpus, tmp_path / "pairs", sizes=(32,), seed=3, split=(1, 0, 2), polarity=polarity)
+    pairs = open_pairs(tmp_path / "pairs", "full", "all")
+    assert pairs.names == ["c0", "c1", "c2"] and pairs.load("c0").mask.any()

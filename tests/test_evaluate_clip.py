@@ -1,4 +1,4 @@
-"""Tests of the clip evaluation (filmclean.evaluate_clip) and its command (filmclean.cli_eval)."""
+"""Tests of the clip evaluation (filmclean.evaluation.clip) and its command (filmclean.evaluation.cli)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import small_temporal_model
+from media import make_clip
 
-from filmclean.cli_eval import evaluate_clip_command
 from filmclean.errors import InputError, ModelError
-from filmclean.evaluate_clip import (
+from filmclean.evaluation import (
     ClipMethod,
     evaluate_clip,
     evaluate_sequence,
@@ -24,13 +25,11 @@ from filmclean.evaluate_clip import (
     read_clip,
     tmedian_clip_method,
 )
+from filmclean.evaluation.cli import evaluate_clip_command
 from filmclean.model import TEMPORAL_STEM, default_model_paths
 from filmclean.modelfile import save_model
 from filmclean.nets.simple import IdentityNet
 from filmclean.train.synth import DamageParams
-
-from helpers import small_temporal_model
-from media import make_clip
 
 H, W, N = 48, 64, 6
 #: dust only (no persistent scratches, no blotches), fixed amount, sizes in pixels: a median over time removes it
@@ -64,14 +63,16 @@ def static_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def moving_clip(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "moving.mkv", n=N, w=W, h=H, fps=10, pix_fmt="gbrp16le",
-                     audio=False)
+    return make_clip(
+        tmp_path_factory.mktemp("clip") / "moving.mkv", n=N, w=W, h=H, fps=10, pix_fmt="gbrp16le", audio=False
+    )
 
 
 @pytest.fixture(scope="module")
 def identity_model(tmp_path_factory) -> Path:
-    return save_model(IdentityNet(), "identity", {"size_multiple": 1},
-                      tmp_path_factory.mktemp("model") / "ident.safetensors")
+    return save_model(
+        IdentityNet(), "identity", {"size_multiple": 1}, tmp_path_factory.mktemp("model") / "ident.safetensors"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +114,17 @@ def test_identity_and_tmedian_on_a_static_clip(static_clip, tmp_path):
     with open(out / "per_frame.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * N and [r["frame"] for r in rows[:N]] == [str(i) for i in range(N)]
-    for col in ("method", "ssim_input", "ssim_damaged_in", "ssim_clean_in", "delta_ssim", "flicker_clean",
-                "flicker_damaged_in", "temporal_error_damaged_in", "damaged_fraction"):
+    for col in (
+        "method",
+        "ssim_input",
+        "ssim_damaged_in",
+        "ssim_clean_in",
+        "delta_ssim",
+        "flicker_clean",
+        "flicker_damaged_in",
+        "temporal_error_damaged_in",
+        "damaged_fraction",
+    ):
         assert col in rows[0]
     assert rows[0]["flicker_clean"] == "" and rows[1]["flicker_clean"] == "0"
     assert all(r["psnr_clean_in"] == "inf" for r in rows if r["method"] == "identity")
@@ -188,13 +198,13 @@ def test_single_and_temporal_model_methods(moving_clip, identity_model, temporal
         parse_clip_method(f"temporal:{identity_model}", **opts)
     temporal = parse_clip_method(f"temporal:{temporal_model}", **opts)
     assert temporal.info["network_temporal"] and temporal.info["uses_neighbours"]
-    res = evaluate_clip(moving_clip, [identity_clip_method(), single, temporal, tmedian_clip_method(2)], seed=4,
-                        params=DUST, first=1)
+    res = evaluate_clip(
+        moving_clip, [identity_clip_method(), single, temporal, tmedian_clip_method(2)], seed=4, params=DUST, first=1
+    )
     assert list(res.summaries) == ["identity", single.name, temporal.name, "tmedian"]
     s = res.summaries[single.name]
     assert s["n"] == N - 1 and s["ssim_clean_in"]["mean"] == pytest.approx(1.0, abs=1e-6)
-    assert s["ssim_damaged_in"]["mean"] == pytest.approx(res.summaries["identity"]["ssim_damaged_in"]["mean"],
-                                                         abs=1e-5)
+    assert s["ssim_damaged_in"]["mean"] == pytest.approx(res.summaries["identity"]["ssim_damaged_in"]["mean"], abs=1e-5)
     t = res.summaries[temporal.name]
     assert 0.0 < t["ssim_damaged_in"]["mean"] <= 1.0 and t["seconds_per_frame"] > 0
     assert t["flicker_damaged_in"] is not None and t["temporal_error_damaged_in"] is not None
@@ -216,9 +226,31 @@ def test_temporal_with_the_single_frame_default_model_is_an_error(tmp_path, monk
 
 def test_cli_writes_report(static_clip, identity_model, tmp_path):
     out = tmp_path / "cli"
-    args = [str(static_clip), "--method", "identity", "--method", "tmedian", "--method", f"single:{identity_model}",
-            "--first", "1", "--last", "4", "--seed", "3", "--polarity", "light", "--backend", "torch", "--device",
-            "cpu", "--no-tile", "-q", "-o", str(out)]
+    args = [
+        str(static_clip),
+        "--method",
+        "identity",
+        "--method",
+        "tmedian",
+        "--method",
+        f"single:{identity_model}",
+        "--first",
+        "1",
+        "--last",
+        "4",
+        "--seed",
+        "3",
+        "--polarity",
+        "light",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--no-tile",
+        "-q",
+        "-o",
+        str(out),
+    ]
     result = CliRunner().invoke(evaluate_clip_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     for name in ("identity", "tmedian", "single:ident.safetensors", "flicker"):

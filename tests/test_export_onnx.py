@@ -43,7 +43,12 @@ def test_export_parity_metadata_and_dynamic_axes(tmp_path, arch, config):
     report = export_onnx(src, out)
     assert report["max_abs_diff"] < 1e-3 and report["providers"] == ["CPUExecutionProvider"]
     shape = report["test_shape"]
-    assert shape[0] == 2 and shape[2] != shape[3] and shape[2] % net.size_multiple == 0 and shape[3] % net.size_multiple == 0
+    assert (
+        shape[0] == 2
+        and shape[2] != shape[3]
+        and shape[2] % net.size_multiple == 0
+        and shape[3] % net.size_multiple == 0
+    )
     assert report["outputs"] == (["image", "mask"] if net.has_mask else ["image"])
 
     model = onnx.load(str(out))
@@ -87,11 +92,11 @@ def test_export_fp16_keeps_float32_io(tmp_path):
 def test_export_from_training_run_and_errors(tmp_path, monkeypatch):
     # a tiny run: export its folder (model.safetensors) and its training checkpoint
     import cv2
-    from filmclean.train.config import Stage, TrainConfig
-    from filmclean.train.loop import train
 
     import filmclean.onnx_export as ox
     from filmclean.onnx_export import export_onnx
+    from filmclean.train.config import Stage, TrainConfig
+    from filmclean.train.loop import train
 
     pairs = tmp_path / "pairs"
     rng = np.random.default_rng(0)
@@ -102,7 +107,9 @@ def test_export_from_training_run_and_errors(tmp_path, monkeypatch):
         clean = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
         mask = (rng.random((16, 16)) < 0.1).astype(np.uint8) * 255
         cv2.imwrite(str(pairs / "16" / "clean" / f"{name}.png"), clean)
-        cv2.imwrite(str(pairs / "16" / "damaged" / f"{name}.png"), np.where(mask[..., None] > 0, 0, clean).astype(np.uint8))
+        cv2.imwrite(
+            str(pairs / "16" / "damaged" / f"{name}.png"), np.where(mask[..., None] > 0, 0, clean).astype(np.uint8)
+        )
         cv2.imwrite(str(pairs / "16" / "mask" / f"{name}.png"), mask)
     (pairs / "manifest.json").write_text(json.dumps({"splits": {"train": names[:4], "valid": names[4:]}}))
 
@@ -114,7 +121,9 @@ def test_export_from_training_run_and_errors(tmp_path, monkeypatch):
     class Loss(torch.nn.Module):
         forward = staticmethod(mse)
 
-    cfg = TrainConfig(arch="tinymask", arch_config={"seed": 1}, loss="mse", pairs_dir=str(pairs), stages=(Stage(16, 1, 2, 1e-2),))
+    cfg = TrainConfig(
+        arch="tinymask", arch_config={"seed": 1}, loss="mse", pairs_dir=str(pairs), stages=(Stage(16, 1, 2, 1e-2),)
+    )
     train(cfg, tmp_path / "run", progress=False, loss=Loss())
     r1 = export_onnx(tmp_path / "run", tmp_path / "a.onnx")
     r2 = export_onnx(tmp_path / "run" / "checkpoint.safetensors", tmp_path / "b.onnx")

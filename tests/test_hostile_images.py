@@ -9,17 +9,17 @@ import zlib
 from pathlib import Path
 
 import cv2
+import media
 import numpy as np
 import pytest
 import tifffile
+from helpers import run_cli
 
-import media
 from filmclean.errors import InputError
-from filmclean.io import images
+from filmclean.io import formats, images
 from filmclean.io.images import read_image, write_image
 from filmclean.modelfile import save_model
 from filmclean.nets import build_network
-from helpers import run_cli
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
@@ -30,12 +30,14 @@ from PIL import Image  # noqa: E402
 def _picture(height: int = 48, width: int = 64) -> np.ndarray:
     """A smooth, strongly coloured uint8 RGB picture (so wrong colours show as large errors)."""
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 255 // (width - 1), y * 255 // (height - 1), 255 - x * 200 // (width - 1)], -1).astype(np.uint8)
+    return np.stack([x * 255 // (width - 1), y * 255 // (height - 1), 255 - x * 200 // (width - 1)], -1).astype(
+        np.uint8
+    )
 
 
 def _jpeg_markers(data: bytes) -> list[tuple[int, bytes]]:
     """``(marker, payload start)`` of the header segments before the first scan."""
-    segments, _ = images._jpeg_segments(data)
+    segments, _ = formats._jpeg_segments(data)
     return [(marker, raw[4:18]) for marker, raw in segments]
 
 
@@ -99,7 +101,9 @@ def test_cmyk_jpeg_through_the_frames_command(tmp_path, capsys, monkeypatch):
     with Image.open(seq / "scan.jpg") as im:
         reference = np.asarray(im.convert("RGB"), dtype=np.float64)
     model = _identity_model(tmp_path / "identity.safetensors")
-    code, _, err = run_cli(["frames", seq, "-o", tmp_path / "out", "--model", model, "--backend", "torch", "-q"], capsys)
+    code, _, err = run_cli(
+        ["frames", seq, "-o", tmp_path / "out", "--model", model, "--backend", "torch", "-q"], capsys
+    )
     assert code == 0, err
     pil_err, cv_err = _rgb_error(tmp_path / "out" / "scan.jpg", reference)
     assert pil_err < 4 and cv_err < 4, (pil_err, cv_err)
@@ -169,7 +173,7 @@ def test_absurd_declared_size_is_refused_before_decoding(tmp_path, make, monkeyp
     path = make(tmp_path / ("huge.tif" if make is _huge_tiff else "huge.png"))
     # nothing may be decoded: the refusal comes from the header alone
     monkeypatch.setattr(tifffile.TiffPage, "asarray", lambda *a, **k: pytest.fail("TIFF pixels decoded"))
-    monkeypatch.setattr(images, "_decode_still", lambda *a, **k: pytest.fail("PNG pixels decoded"))
+    monkeypatch.setattr(formats, "_decode_still", lambda *a, **k: pytest.fail("PNG pixels decoded"))
     with pytest.raises(InputError) as e:
         read_image(path)
     assert_one_line(e, path, "60000x60000", "megapixels")
@@ -179,8 +183,10 @@ def test_absurd_declared_size_through_the_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = _identity_model(tmp_path / "identity.safetensors")
     for path in (_huge_tiff(tmp_path / "huge.tif"), _huge_png(tmp_path / "huge.png")):
-        code, _, err = run_cli(["frames", path, "-o", tmp_path / f"out_{path.suffix[1:]}", "--model", model,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", path, "-o", tmp_path / f"out_{path.suffix[1:]}", "--model", model, "--backend", "torch", "-q"],
+            capsys,
+        )
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
         assert path.name in lines[0] and "60000x60000" in lines[0]

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli, small_temporal_model
+from media import make_clip, make_exr, make_png
 
 from filmclean.backends import TorchBackend
 from filmclean.engine import NeighbourlessStack, RestoreOptions, Restorer, clean_tile, valid_pixels
@@ -23,9 +25,6 @@ from filmclean.modelfile import save_model
 from filmclean.nets import build_network, network_info
 from filmclean.temporal import build_stack
 from filmclean.tiling import BandAccumulator, TileAccumulator, extract_tiles, make_grid, pad_frame, read_tile
-
-from helpers import run_cli, small_temporal_model
-from media import make_clip, make_exr, make_png
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "default.safetensors"
@@ -47,8 +46,10 @@ def temporal_model(tmp_path_factory) -> Path:
 def _pictures(folder: Path, n: int = 3, size: int = 40) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(5)
-    return [make_png(folder / f"scan_{k:03d}.png", rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8), text=None)
-            for k in range(n)]
+    return [
+        make_png(folder / f"scan_{k:03d}.png", rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8), text=None)
+        for k in range(n)
+    ]
 
 
 def _damaged(size: int = 96) -> np.ndarray:
@@ -59,7 +60,7 @@ def _damaged(size: int = 96) -> np.ndarray:
     img = cv2.resize(rng.random((6, 6, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     img = img * 0.6 + 0.2 + rng.normal(0, 0.01, (size, size, 3)).astype(np.float32)
     for y, x in [(20, 20), (60, 30), (40, 70), (75, 75)]:
-        img[y:y + 4, x:x + 4] = 0.02
+        img[y : y + 4, x : x + 4] = 0.02
     cv2.line(img, (5, 90), (90, 50), (0.05, 0.05, 0.05), 1)
     return np.clip(img, 0, 1).astype(np.float32)
 
@@ -70,8 +71,22 @@ class TestOutputsAgainstInputs:
     def test_mask_out_into_input_folder_is_refused(self, tmp_path, capsys, tinymask):
         files = _pictures(tmp_path / "scans")
         before = [f.read_bytes() for f in files]
-        code, _, err = run_cli(["frames", tmp_path / "scans", "-o", tmp_path / "out", "--mask-out",
-                                tmp_path / "scans", "--model", tinymask, "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "frames",
+                tmp_path / "scans",
+                "-o",
+                tmp_path / "out",
+                "--mask-out",
+                tmp_path / "scans",
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert "--mask-out" in err and str(tmp_path / "scans") in err
         assert [f.read_bytes() for f in files] == before
@@ -81,8 +96,22 @@ class TestOutputsAgainstInputs:
     def test_mask_out_equal_to_output_is_refused(self, tmp_path, capsys, tinymask):
         _pictures(tmp_path / "scans")
         out = tmp_path / "out"
-        code, _, err = run_cli(["frames", tmp_path / "scans", "-o", out, "--mask-out", out, "--model", tinymask,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "frames",
+                tmp_path / "scans",
+                "-o",
+                out,
+                "--mask-out",
+                out,
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 2 and "output folder" in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
 
@@ -94,14 +123,42 @@ class TestOutputsAgainstInputs:
         from media import make_tiff
 
         make_tiff(scans / "a.tif", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-        code, _, err = run_cli(["frames", scans, "-o", tmp_path / "out", "--mask-out", tmp_path / "masks",
-                                "--model", tinymask, "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "frames",
+                scans,
+                "-o",
+                tmp_path / "out",
+                "--mask-out",
+                tmp_path / "masks",
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 2 and "a.png" in err
 
     def test_separate_folders_still_work(self, tmp_path, capsys, tinymask):
         files = _pictures(tmp_path / "scans", n=2)
-        code, _, err = run_cli(["frames", tmp_path / "scans", "-o", tmp_path / "out", "--mask-out",
-                                tmp_path / "masks", "--model", tinymask, "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "frames",
+                tmp_path / "scans",
+                "-o",
+                tmp_path / "out",
+                "--mask-out",
+                tmp_path / "masks",
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f.name for f in files]
         masks = sorted((tmp_path / "masks").iterdir())
@@ -124,8 +181,21 @@ class TestNonFinitePixels:
         for name, img in (("plain", clean), ("hostile", bad)):
             (tmp_path / name).mkdir()
             make_exr(tmp_path / name / "a.exr", img, half=False)
-            code, _, err = run_cli(["frames", tmp_path / name, "-o", tmp_path / f"out-{name}", "--no-temporal",
-                                    "--model", SHIPPED, "--backend", "torch", "-q"], capsys)
+            code, _, err = run_cli(
+                [
+                    "frames",
+                    tmp_path / name,
+                    "-o",
+                    tmp_path / f"out-{name}",
+                    "--no-temporal",
+                    "--model",
+                    SHIPPED,
+                    "--backend",
+                    "torch",
+                    "-q",
+                ],
+                capsys,
+            )
             assert code == 0, err
         a = read_image(tmp_path / "out-plain" / "a.exr").rgb
         b = read_image(tmp_path / "out-hostile" / "a.exr").rgb
@@ -137,7 +207,7 @@ class TestNonFinitePixels:
         assert b[85, 10, 0] == 3.0 and b[30, 5, 2] == np.float32(-0.5)
         far = np.ones(clean.shape[:2], bool)
         for y, x in [(50, 50), (10, 80), (85, 10), (30, 5)]:
-            far[max(0, y - 20):y + 21, max(0, x - 20):x + 21] = False
+            far[max(0, y - 20) : y + 21, max(0, x - 20) : x + 21] = False
         # away from them, the same repair (the fill is not strictly local: values agree to 1e-3)
         np.testing.assert_array_equal((a != clean).any(axis=-1)[far], (b != bad).any(axis=-1)[far])
         np.testing.assert_allclose(a[far], b[far], rtol=0, atol=1e-3)
@@ -178,14 +248,35 @@ class TestSignals:
 
     def _start(self, args: list[str]) -> subprocess.Popen:
         env = {**os.environ}
-        return subprocess.Popen([sys.executable, "-m", "filmclean.cli", *map(str, args)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_signals)
+        return subprocess.Popen(
+            [sys.executable, "-m", "filmclean.cli", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=_default_signals,
+        )
 
     def test_sigterm_is_handled_like_ctrl_c(self, tmp_path, tinymask):
         src = make_clip(tmp_path / "long.mkv", n=200, w=256, h=192, audio=True)
         out = tmp_path / "out.mkv"
-        proc = self._start(["restore", src, "-o", out, "--model", tinymask, "--backend", "torch", "--tile", "64",
-                            "--mask-out", tmp_path / "mask.mkv", "-q"])
+        proc = self._start(
+            [
+                "restore",
+                src,
+                "-o",
+                out,
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "--tile",
+                "64",
+                "--mask-out",
+                tmp_path / "mask.mkv",
+                "-q",
+            ]
+        )
         _wait_for(tmp_path, ".out.partial*")
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
@@ -204,8 +295,19 @@ class TestSignals:
         proc.kill()
         proc.communicate(timeout=60)
         assert list(tmp_path.glob(".out.partial*"))  # SIGKILL cannot be handled: the partial stays
-        proc = self._start(["restore", make_clip(tmp_path / "short.mkv", n=3, audio=False), "-o", out,
-                            "--model", tinymask, "--backend", "torch", "-q"])
+        proc = self._start(
+            [
+                "restore",
+                make_clip(tmp_path / "short.mkv", n=3, audio=False),
+                "-o",
+                out,
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ]
+        )
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert out.exists() and not list(tmp_path.glob(".out.partial*"))
@@ -221,8 +323,9 @@ class TestSignals:
         stale.write_bytes(b"half a file")
         live = partial_path(out / "scan_001.png")  # this process is alive: a concurrent run's file
         live.write_bytes(b"being written")
-        code, _, err = run_cli(["frames", tmp_path / "scans", "-o", out, "--model", tinymask, "--backend", "torch",
-                                "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", tmp_path / "scans", "-o", out, "--model", tinymask, "--backend", "torch", "-q"], capsys
+        )
         assert code == 0, err
         assert not stale.exists() and live.exists()
         assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["scan_000.png", "scan_001.png"]
@@ -247,8 +350,9 @@ class TestSmallFramesTemporal:
     def test_clip(self, tmp_path, capsys, temporal_model, w, h):
         fmt = "yuv420p" if w % 2 == h % 2 == 0 else "yuv444p"
         src = make_clip(tmp_path / "in.mkv", n=4, w=w, h=h, pix_fmt=fmt, audio=False)
-        code, _, err = run_cli(["restore", src, "-o", tmp_path / "out.mkv", "--model", temporal_model,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            ["restore", src, "-o", tmp_path / "out.mkv", "--model", temporal_model, "--backend", "torch", "-q"], capsys
+        )
         assert code == 0, err
         assert "Traceback" not in err
 
@@ -258,8 +362,9 @@ class TestSmallFramesTemporal:
         rng = np.random.default_rng(2)
         for k in range(3):
             make_png(seq / f"reel_{k:04d}.png", rng.integers(0, 256, (10, 10, 3), dtype=np.uint8), text=None)
-        code, _, err = run_cli(["frames", seq, "-o", tmp_path / "out", "--model", temporal_model, "--backend",
-                                "torch"], capsys)
+        code, _, err = run_cli(
+            ["frames", seq, "-o", tmp_path / "out", "--model", temporal_model, "--backend", "torch"], capsys
+        )
         assert code == 0, err
         assert "temporal" in err and len(list((tmp_path / "out").iterdir())) == 3
 
@@ -268,8 +373,10 @@ class TestBoundedTiling:
     """Defect 8: frame-sized buffers multiplied (a 12000x12000 PNG reached 11.9 GB). The figure for a
     100-megapixel still comes from benchmarks/bench_large_still.py; these check the parts."""
 
-    @pytest.mark.parametrize("h,w,tile,overlap,mult,margin", [(37, 51, 24, 8, 8, 5), (100, 70, 32, 12, 4, 6),
-                                                               (5, 7, 8, 2, 4, 2), (64, 64, 16, 0, 1, 0)])
+    @pytest.mark.parametrize(
+        "h,w,tile,overlap,mult,margin",
+        [(37, 51, 24, 8, 8, 5), (100, 70, 32, 12, 4, 6), (5, 7, 8, 2, 4, 2), (64, 64, 16, 0, 1, 0)],
+    )
     def test_read_tile_equals_padded_tile(self, h, w, tile, overlap, mult, margin):
         x = np.random.default_rng(0).random((3, h, w), dtype=np.float32)
         grid = make_grid(h, w, tile, overlap, mult, margin, guard=2)
@@ -340,7 +447,6 @@ class TestBoundedTiling:
         Restorer(Spy(), RestoreOptions(tile=32, overlap=4, batch=8)).restore(np.zeros((100, 100, 3), np.float32))
         assert max(sizes) <= 3000 and len(sizes) > 1
 
-
     def test_plan_keeps_frames_whole_and_bounds_huge_ones(self):
         import filmclean.engine as engine
 
@@ -351,9 +457,8 @@ class TestBoundedTiling:
         assert len(r._grid(1080, 1920)) == 1  # a 1080p frame is still one tile
         grid, batch = r._plan(10000, 10000)
         area = grid.tile_h * grid.tile_w
-        work = (area * batch * (engine.NETWORK_BYTES_PER_PIXEL + 36) + 20 * grid.tile_h * grid.padded_shape[1])
+        work = area * batch * (engine.NETWORK_BYTES_PER_PIXEL + 36) + 20 * grid.tile_h * grid.padded_shape[1]
         assert work <= engine.WORK_BUDGET and grid.tile_h < 2048 and batch == 1
-
 
     def test_huge_frames_release_the_networks_memory(self, monkeypatch):
         import filmclean.engine as engine
@@ -392,8 +497,22 @@ class TestTimeRange:
     @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e308"])
     def test_bad_start(self, tmp_path, capsys, tinymask, value):
         src = make_clip(tmp_path / "in.mkv", n=3, audio=False)
-        code, _, err = run_cli(["restore", src, "-o", tmp_path / "out.mkv", "--start", value, "--model", tinymask,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "restore",
+                src,
+                "-o",
+                tmp_path / "out.mkv",
+                "--start",
+                value,
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 2 and "Traceback" not in err
         assert "--start" in err.strip().splitlines()[-1]  # click's usage error, or our one line
         assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob(".out*"))
@@ -412,8 +531,20 @@ class TestOutputFolders:
             return real_mkdir(self, *args, **kwargs)
 
         monkeypatch.setattr(Path, "mkdir", read_only)
-        code, _, err = run_cli(["frames", tmp_path / "scans", "-o", tmp_path / "ro" / "new", "--model", tinymask,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "frames",
+                tmp_path / "scans",
+                "-o",
+                tmp_path / "ro" / "new",
+                "--model",
+                tinymask,
+                "--backend",
+                "torch",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 2 and "Read-only file system" in err and str(tmp_path / "ro" / "new") in err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
@@ -422,8 +553,9 @@ class TestOutputFolders:
         scans.mkdir()
         (scans / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
         out, masks = tmp_path / "new" / "out", tmp_path / "new" / "masks"
-        code, _, err = run_cli(["frames", scans, "-o", out, "--mask-out", masks, "--model", tinymask,
-                                "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", scans, "-o", out, "--mask-out", masks, "--model", tinymask, "--backend", "torch", "-q"], capsys
+        )
         assert code == 2 and "broken.png" in err
         assert not out.exists() and not masks.exists()
 

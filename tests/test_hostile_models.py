@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SMALL, run_cli
 
 from filmclean.errors import ModelError
 from filmclean.model import _onnx_cache_for, load_model
 from filmclean.modelfile import load_torch_network, read_spec, save_model, sha256_file
 from filmclean.nets import build_network
 from filmclean.onnx_export import export_onnx
-from helpers import SMALL, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -178,7 +178,7 @@ def test_config_describing_a_million_blocks_is_stopped_early(tmp_path):
         ('{"widths": [1e400, 8, 8], "dilations": [1], "tophat": [5]}', ["cannot build"]),
         ('{"widths": [8, 8, 8], "bogus": 1}', ["cannot build"]),
         ('{"widths": [8, 8, 16], "dilations": [1], "tophat": [5]}', ["do not fit"]),
-        ('[8, 8, 8]', ["not valid"]),
+        ("[8, 8, 8]", ["not valid"]),
         ("[" * 100_000 + "]" * 100_000, ["not valid"]),
         ("{nonsense", ["not valid"]),
     ],
@@ -201,8 +201,9 @@ def test_hostile_config_through_the_cli(tmp_path, capsys):
     seq.mkdir()
     make_png(seq / "f.png", np.zeros((48, 64, 3), np.uint8))
     for backend in ("auto", "torch"):
-        code, _, err = run_cli(["frames", seq, "-o", tmp_path / f"out_{backend}", "--model", bad, "--backend", backend,
-                                "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", seq, "-o", tmp_path / f"out_{backend}", "--model", bad, "--backend", backend, "-q"], capsys
+        )
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
         assert "huge.safetensors" in lines[0]

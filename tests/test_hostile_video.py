@@ -9,16 +9,17 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import media
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
 
-import media
 from filmclean.errors import InputError, OutputError
-from filmclean.io.video import VideoFrameItem, VideoReader, VideoWriter, probe_video
+from filmclean.io.video import VideoFrameItem, VideoReader, probe_video
+from filmclean.io.video_write import VideoWriter
 from filmclean.modelfile import save_model
 from filmclean.nets import build_network
-from helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import av
 import cv2
+import media
 import numpy as np
 import pytest
 import tifffile
 
-import media
 from filmclean.errors import InputError, OutputError
 from filmclean.io.images import SUPPORTED_EXTS, ImageData, list_images, read_image, write_image
 
@@ -108,8 +108,15 @@ def test_tiff_16bit_round_trips_exactly_with_metadata(tmp_path):
     samples = media.pattern(3, bits=16)
     icc = b"icc-profile-bytes" * 4
     path = media.make_tiff(
-        tmp_path / "scan.tif", samples, compression="zlib", predictor=True, resolution=(2400, 2400),
-        resolutionunit="inch", description="reel 7 frame 1", iccprofile=icc, software="scanner 1.0",
+        tmp_path / "scan.tif",
+        samples,
+        compression="zlib",
+        predictor=True,
+        resolution=(2400, 2400),
+        resolutionunit="inch",
+        description="reel 7 frame 1",
+        iccprofile=icc,
+        software="scanner 1.0",
     )
     image = read_image(path)
     assert image.bits == 16 and np.array_equal(ints(image), samples)

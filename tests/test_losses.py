@@ -49,8 +49,8 @@ def np_ssim_map(a: np.ndarray, b: np.ndarray, window: int = 5, sigma: float = 1.
 
     def blur(img: np.ndarray) -> np.ndarray:
         p = np.pad(img, ((0, 0), (0, 0), (r, r), (r, r)), mode="reflect")
-        rows = sum(g[i] * p[:, :, i:i + img.shape[2], :] for i in range(window))
-        return sum(g[j] * rows[:, :, :, j:j + img.shape[3]] for j in range(window))
+        rows = sum(g[i] * p[:, :, i : i + img.shape[2], :] for i in range(window))
+        return sum(g[j] * rows[:, :, :, j : j + img.shape[3]] for j in range(window))
 
     c1, c2 = 0.01**2, 0.03**2
     mu_a, mu_b = blur(a), blur(b)
@@ -62,7 +62,9 @@ def np_ssim_map(a: np.ndarray, b: np.ndarray, window: int = 5, sigma: float = 1.
 
 def _pair(seed: int, shape=(2, 3, 8, 10)) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=g, dtype=torch.float64).float(), torch.rand(shape, generator=g, dtype=torch.float64).float()
+    return torch.rand(shape, generator=g, dtype=torch.float64).float(), torch.rand(
+        shape, generator=g, dtype=torch.float64
+    ).float()
 
 
 # --- hand-checked values ----------------------------------------------------------------------------
@@ -94,7 +96,9 @@ def test_model1_model2_by_hand(name, weights):
     gram = np.mean(np.abs(np_gram(P) - np_gram(T)))
     ref = pixel + sum(w * feat for w in weights) + sum(5e3 * w * w * gram for w in weights)
     assert abs(float(total) - ref) < 1e-4 * ref
-    assert abs(terms["pixel"] - pixel) < 1e-6 and abs(terms["feat_2"] - feat) < 1e-6 and abs(terms["gram_4"] - gram) < 1e-7
+    assert (
+        abs(terms["pixel"] - pixel) < 1e-6 and abs(terms["feat_2"] - feat) < 1e-6 and abs(terms["gram_4"] - gram) < 1e-7
+    )
     assert set(terms) == {"pixel", *(f"feat_{i}" for i in range(5)), *(f"gram_{i}" for i in range(5))}
 
 
@@ -194,4 +198,6 @@ def test_factory_errors_and_options(vgg):
     custom = build_loss("model2", vgg=Identity5(), layer_weights=(1, 0, 0, 0, 0), gram_scale=1.0)
     assert isinstance(custom, PerceptualLoss) and custom.layer_weights == (1.0, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="layer weights"):
-        PerceptualLoss(vgg, (1.0, 2.0))(torch.rand(1, 3, 16, 16), {"input": torch.rand(1, 3, 16, 16), "target": torch.rand(1, 3, 16, 16)})
+        PerceptualLoss(vgg, (1.0, 2.0))(
+            torch.rand(1, 3, 16, 16), {"input": torch.rand(1, 3, 16, 16), "target": torch.rand(1, 3, 16, 16)}
+        )

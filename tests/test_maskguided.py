@@ -1,6 +1,7 @@
 """The default model's network and loss: contract, receptive radius, gradients, ONNX parity."""
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,12 @@ class TestMaskGuidedNet:
         assert restored.shape == (2, 3, 48, 64) and mask.shape == (2, 1, 48, 64)
         assert restored.min() >= 0 and restored.max() <= 1 and mask.min() >= 0 and mask.max() <= 1
         info = dataclasses.asdict(network_info(net))
-        assert info == {"size_multiple": 8, "receptive_radius": net.receptive_radius, "has_mask": True, "in_channels": 3}
+        assert info == {
+            "size_multiple": 8,
+            "receptive_radius": net.receptive_radius,
+            "has_mask": True,
+            "in_channels": 3,
+        }
 
     def test_registry_builds_it(self):
         net = build_network("maskguided", {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]})
@@ -51,7 +57,7 @@ class TestMaskGuidedNet:
         assert torch.allclose(ma[..., c, c], mb[..., c, c], atol=1e-6)
         # ... and nearer pixels do matter (the radius is not vacuous)
         z = x.clone()
-        z[..., c - 2: c + 3, c - 2: c + 3] = 0
+        z[..., c - 2 : c + 3, c - 2 : c + 3] = 0
         with torch.no_grad():
             assert not torch.allclose(net(z)[1][..., c, c], ma[..., c, c])
 
@@ -70,8 +76,8 @@ class TestMaskGuidedNet:
     def test_tophat_cues_find_dark_and_light_specks(self):
         net = small_net()
         x = torch.full((1, 3, 32, 32), 0.5)
-        x[..., 10, 10] = 0.0   # a dark speck
-        x[..., 20, 20] = 1.0   # a light speck
+        x[..., 10, 10] = 0.0  # a dark speck
+        x[..., 20, 20] = 1.0  # a light speck
         cues = net.cues(x)
         assert cues[0, 0, 10, 10] == pytest.approx(0.5) and cues[0, 1, 10, 10] == 0
         assert cues[0, 1, 20, 20] == pytest.approx(0.5) and cues[0, 0, 20, 20] == 0

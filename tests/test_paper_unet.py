@@ -36,8 +36,12 @@ def net() -> PaperUNet:
 
 def test_contract_attributes_and_registry(net):
     info = dataclasses.asdict(network_info(net))
-    assert info == {"size_multiple": 1, "receptive_radius": PaperUNet.receptive_radius, "has_mask": False,
-                    "in_channels": 3}
+    assert info == {
+        "size_multiple": 1,
+        "receptive_radius": PaperUNet.receptive_radius,
+        "has_mask": False,
+        "in_channels": 3,
+    }
     assert info["receptive_radius"] >= 64
     config = {"pretrained": None, "self_attention": True, "blur": True, "norm": "weight"}
     assert json.loads(json.dumps(config)) == config
@@ -96,8 +100,13 @@ def test_every_parameter_gets_a_gradient(norm):
         # by design: the residual block's second BatchNorm starts at weight 0 (fastai BatchZero), which
         # blocks its convs at step 1, and a BatchNorm right after a bias-free conv cancels the bias
         # of whatever precedes it
-        assert set(zero) <= {"middle.1.2.bias", "res.conv1.0.weight", "res.conv1.2.weight", "res.conv1.2.bias",
-                             "res.conv2.0.weight"}
+        assert set(zero) <= {
+            "middle.1.2.bias",
+            "res.conv1.0.weight",
+            "res.conv1.2.weight",
+            "res.conv1.2.bias",
+            "res.conv2.0.weight",
+        }
     else:
         assert zero == []
 
@@ -154,9 +163,16 @@ def test_onnx_export_dynamic_size(net, tmp_path):
     path = tmp_path / "paper_unet.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}})
+        torch.onnx.export(
+            net,
+            (torch.rand(1, 3, 64, 64),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}},
+        )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, 3, 64, 64), (2, 3, 96, 64), (1, 3, 33, 47)]:
         x = torch.rand(*shape)

@@ -267,7 +267,13 @@ def test_forward_shapes():
     with torch.no_grad():
         feats = net.forward_features(torch.rand(1, 3, 64, 96))
         logits = net(torch.rand(2, 3, 32, 32))
-    assert [tuple(f.shape) for f in feats] == [(1, 64, 32, 48), (1, 64, 16, 24), (1, 128, 8, 12), (1, 256, 4, 6), (1, 512, 2, 3)]
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 64, 32, 48),
+        (1, 64, 16, 24),
+        (1, 128, 8, 12),
+        (1, 256, 4, 6),
+        (1, 512, 2, 3),
+    ]
     assert logits.shape == (2, 1000)
 
 
@@ -284,7 +290,9 @@ def test_loads_local_pth_and_safetensors(tmp_path):
         assert torch.equal(v, state[k]), k
     # torchvision's older files carry no num_batches_tracked; a "module." prefix is tolerated
     st = tmp_path / "resnet34.safetensors"
-    save_file({f"module.{k}": v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}, str(st))
+    save_file(
+        {f"module.{k}": v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}, str(st)
+    )
     net2 = load_resnet34_imagenet(st)
     assert torch.equal(net2.conv1.weight, src.conv1.weight)
     enc = ResNet34(num_classes=None)

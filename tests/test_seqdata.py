@@ -49,7 +49,7 @@ def _write_clip(path: Path, n: int = 10, w: int = 64, h: int = 48) -> np.ndarray
     import av
 
     big = (smooth_image(h + 8, w + 2 * n, seed=5) * 255).round().astype(np.uint8)
-    frames = np.stack([np.ascontiguousarray(big[4:4 + h, i:i + w]) for i in range(n)])
+    frames = np.stack([np.ascontiguousarray(big[4 : 4 + h, i : i + w]) for i in range(n)])
     with av.open(str(path), "w") as out:
         stream = out.add_stream("ffv1", rate=24)
         stream.width, stream.height, stream.pix_fmt = w, h, "bgr0"
@@ -168,7 +168,7 @@ def test_missing_neighbours_have_zero_trust(clean_dir):
         missing = [k for k in (0, 1) if float(x[9 + k].max()) == 0.0]
         assert len(missing) == 1
         k = missing[0]
-        assert torch.equal(x[3 + 3 * k:6 + 3 * k], x[0:3])  # the current frame stands in for it
+        assert torch.equal(x[3 + 3 * k : 6 + 3 * k], x[0:3])  # the current frame stands in for it
         assert float(x[9 + (1 - k)].mean()) > 0.3  # the other neighbour is used
     both = _dataset(clean_dir, both_missing_p=1.0, crops_per_image=1)
     x = both[0]["input"]
@@ -211,9 +211,18 @@ def test_clip_only_dataset(clip):
 
 def _temporal_config(clean_dir, clip_path=None, **kw):
     base = dict(
-        arch="temporal_maskguided", arch_config=SMALL, loss="maskguided", clean_dir=str(clean_dir), temporal=True,
-        valid_fraction=0.34, crops_per_image=1, crop_scale=(0.5, 1.0), polarity="random", clean_fraction=0.3,
-        clips=[{"path": str(clip_path), "first": 0, "last": 9}] if clip_path else [], clip_fraction=0.5,
+        arch="temporal_maskguided",
+        arch_config=SMALL,
+        loss="maskguided",
+        clean_dir=str(clean_dir),
+        temporal=True,
+        valid_fraction=0.34,
+        crops_per_image=1,
+        crop_scale=(0.5, 1.0),
+        polarity="random",
+        clean_fraction=0.3,
+        clips=[{"path": str(clip_path), "first": 0, "last": 9}] if clip_path else [],
+        clip_fraction=0.5,
         stages=(Stage(size=32, epochs=1, batch_size=1, lr_max=1e-3, freeze_encoder=False),),
     )
     base.update(kw)
@@ -239,8 +248,11 @@ def test_config_fields_validated_and_paths_resolved(tmp_path, clean_dir):
     with pytest.raises(InputError):
         TrainConfig(temporal=True, pairs_dir=str(tmp_path))
     (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "t.json").write_text(json.dumps(
-        {"temporal": True, "clean_dir": "../clean", "clips": [{"path": "../clips/v.avi", "first": 0, "last": 99}]}))
+    (tmp_path / "cfg" / "t.json").write_text(
+        json.dumps(
+            {"temporal": True, "clean_dir": "../clean", "clips": [{"path": "../clips/v.avi", "first": 0, "last": 99}]}
+        )
+    )
     loaded = load_config(tmp_path / "cfg" / "t.json")
     assert loaded.clips[0]["path"] == str((tmp_path / "clips" / "v.avi").resolve())
     assert loaded.clean_dir == str(clean_dir.resolve())
@@ -287,14 +299,18 @@ def test_init_from_single_frame_model(clean_dir, tmp_path):
     with torch.no_grad():
         a, b = net.eval()(x), single.eval()(x[:, :3])
     assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
-    wrong = save_model(build_network("tinyconv", {"channels": 4, "layers": 2}), "tinyconv", {"channels": 4, "layers": 2},
-                       tmp_path / "wrong.safetensors")
+    wrong = save_model(
+        build_network("tinyconv", {"channels": 4, "layers": 2}),
+        "tinyconv",
+        {"channels": 4, "layers": 2},
+        tmp_path / "wrong.safetensors",
+    )
     with pytest.raises(InputError, match="tinyconv"):
         train(cfg.replace(init_from=str(wrong)), tmp_path / "run2", progress=False, max_steps=1)
 
 
 def test_collect_clips_copies_from_the_package(tmp_path):
-    from filmclean.train.corpus import CLIPS, _OPENCV_DATA, collect_clips, main
+    from filmclean.train.corpus import _OPENCV_DATA, CLIPS, collect_clips, main
 
     data = tmp_path / "cache" / "opencv-doc-root" / _OPENCV_DATA
     data.mkdir(parents=True)

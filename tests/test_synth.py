@@ -29,8 +29,7 @@ def photo(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     small = rng.random((6, 8, 3)).astype(np.float32)
-    return (0.1 + 0.8 * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-            ).astype(np.float32)
+    return (0.1 + 0.8 * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)).astype(np.float32)
 
 
 def changed(damaged: np.ndarray, clean: np.ndarray) -> np.ndarray:
@@ -95,6 +94,20 @@ def test_random_polarity_gives_both():
     assert signs == {-1.0, 1.0}
 
 
+def test_any_polarity_is_what_random_was():
+    """``any`` (the runtime's word) draws exactly as the older words ``random`` and ``both`` do."""
+    img = photo(4)
+    p = DamageParams(amount=0.4)
+    for seed in range(4):
+        d_any, m_any = dustify(img, seed, p, "any")
+        for old in ("random", "both"):
+            d_old, m_old = dustify(img, seed, p, old)  # type: ignore[arg-type]
+            assert np.array_equal(d_any, d_old) and np.array_equal(m_any, m_old)
+    seq_any = dustify_sequence([img, img], 7, p, "any")
+    seq_old = dustify_sequence([img, img], 7, p, "random")  # type: ignore[arg-type]
+    assert all(np.array_equal(a, b) for a, b in zip(seq_any[0] + seq_any[1], seq_old[0] + seq_old[1]))
+
+
 def test_dust_sizes_are_heavy_tailed_and_irregular():
     img = np.full((512, 512, 3), 0.5, np.float32)
     p = DamageParams(amount=0.15, softness=0.0, cluster_fraction=0.0, **ONLY_DUST)
@@ -134,15 +147,22 @@ def test_amount_controls_damage_and_sampled_amount_spreads_ssim():
     imgs = [photo(s, 256, 256) for s in range(4)]
 
     def mean_ssim(amount):
-        return np.mean([structural_similarity(im, dustify(im, i, DamageParams(amount=amount))[0],
-                                              channel_axis=-1, data_range=1.0)
-                        for i, im in enumerate(imgs)])
+        return np.mean(
+            [
+                structural_similarity(
+                    im, dustify(im, i, DamageParams(amount=amount))[0], channel_axis=-1, data_range=1.0
+                )
+                for i, im in enumerate(imgs)
+            ]
+        )
 
     assert mean_ssim(0.05) > mean_ssim(0.4) > mean_ssim(0.9)
     p = DamageParams()
-    ssim = [structural_similarity(im, dustify(im, 100 * k + i, p, "random")[0],
-                                  channel_axis=-1, data_range=1.0)
-            for k in range(4) for i, im in enumerate(imgs)]
+    ssim = [
+        structural_similarity(im, dustify(im, 100 * k + i, p, "random")[0], channel_axis=-1, data_range=1.0)
+        for k in range(4)
+        for i, im in enumerate(imgs)
+    ]
     assert max(ssim) - min(ssim) > 0.3
     assert np.std(ssim) > 0.08
     amounts = [p.sample_amount(np.random.default_rng(s)) for s in range(200)]
@@ -181,7 +201,7 @@ def test_sequence_scratches_persist_and_drift_while_dust_changes():
         assert np.array_equal(m > 0, changed(d, f))
     on = [m > 0 for m in masks]
     ious = [(on[0] & on[t]).sum() / (on[0] | on[t]).sum() for t in range(1, 8)]
-    assert (on[0]).any() and min(ious[:2]) > 0.3          # the same scratches next frame
+    assert (on[0]).any() and min(ious[:2]) > 0.3  # the same scratches next frame
     assert not all(np.array_equal(on[0], o) for o in on[1:])  # ... but they move a little
 
     dust = DamageParams(amount=0.4, **ONLY_DUST)
@@ -200,8 +220,7 @@ def test_scratch_track_drift():
     rows = np.arange(200, dtype=float)
     shift = t.centre(10, rows) - t.centre(0, rows)
     assert np.allclose(shift, 10 * t.drift)
-    assert all(tr.first_frame <= tr.last_frame and tr.last_frame - tr.first_frame >= 24
-               for tr in tracks)
+    assert all(tr.first_frame <= tr.last_frame and tr.last_frame - tr.first_frame >= 24 for tr in tracks)
 
 
 def test_batch_is_deterministic_and_keeps_the_contract():

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SMALL, run_cli, small_temporal_model
+from media import make_clip, make_png
 
 from filmclean.engine import RestoreOptions, Restorer
 from filmclean.model import load_model
@@ -14,12 +16,15 @@ from filmclean.nets import network_info
 from filmclean.nets.maskguided import MaskGuidedNet
 from filmclean.nets.temporal import TemporalMaskGuidedNet
 from filmclean.sequence import TemporalRestorer, Window, restore_sequence, windows
-from filmclean.temporal import (SequenceAligner, align_neighbour, build_stack, flow_confidence,
-                                frame_flows, is_scene_cut, warp)
-
-from helpers import SMALL, run_cli, small_temporal_model
-from media import make_clip, make_png
-
+from filmclean.temporal import (
+    SequenceAligner,
+    align_neighbour,
+    build_stack,
+    flow_confidence,
+    frame_flows,
+    is_scene_cut,
+    warp,
+)
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -32,7 +37,7 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def shifted(img: np.ndarray, dx: int, dy: int, h: int, w: int, x0: int = 20, y0: int = 20) -> np.ndarray:
-    return np.ascontiguousarray(img[y0 + dy:y0 + dy + h, x0 + dx:x0 + dx + w])
+    return np.ascontiguousarray(img[y0 + dy : y0 + dy + h, x0 + dx : x0 + dx + w])
 
 
 class TestAlignment:
@@ -140,7 +145,7 @@ class TestTemporalNet:
         restored, prob, logits = tnet(x)
         assert restored.shape == (2, 3, 16, 24) and prob.shape == logits.shape == (2, 1, 16, 24)
         (restored.square().mean() + logits.square().mean()).backward()
-        new_stem = tnet.stem[0].weight.grad[:, tnet.n_single_stem:]
+        new_stem = tnet.stem[0].weight.grad[:, tnet.n_single_stem :]
         assert new_stem.abs().sum() > 0  # zero-initialised neighbour weights still receive gradient
         tnet.eval()
         with torch.no_grad():
@@ -208,7 +213,9 @@ class TestEngineAndSequence:
         big = smooth_image(100, 120)
         frames = [shifted(big, k, 0, 40, 56) for k in range(4)]
         a = list(restore_sequence(frames, Restorer(be, RestoreOptions(tile=None))))
-        b = list(restore_sequence(frames, Restorer(load_model(temporal_model, backend="torch"), RestoreOptions(tile=None))))
+        b = list(
+            restore_sequence(frames, Restorer(load_model(temporal_model, backend="torch"), RestoreOptions(tile=None)))
+        )
         assert len(a) == 4
         for x, y in zip(a, b):
             np.testing.assert_allclose(x.image, y.image, atol=1e-3)
@@ -224,10 +231,9 @@ class TestEngineAndSequence:
         np.testing.assert_array_equal(a.image, b.image)
         assert tr.flow_seconds == 0
 
-
     def test_frames_without_neighbours_go_to_the_single_frame_fallback(self, temporal_model):
-        from filmclean.nets.simple import IdentityNet
         from filmclean.backends import TorchBackend
+        from filmclean.nets.simple import IdentityNet
 
         ident = IdentityNet()
         single = Restorer(TorchBackend(ident, network_info(ident)), RestoreOptions(tile=None))
@@ -257,8 +263,9 @@ class TestPipelines:
         monkeypatch.setattr(sequence.TemporalRestorer, "restore", spy)
         src = make_clip(tmp_path / "in.mkv", n=8, fps=8, audio=True)
         out = tmp_path / "out.mkv"
-        code, _, err = run_cli(["restore", src, "-o", out, "--model", temporal_model, "--backend", "torch", "--tile",
-                                "32"], capsys)
+        code, _, err = run_cli(
+            ["restore", src, "-o", out, "--model", temporal_model, "--backend", "torch", "--tile", "32"], capsys
+        )
         assert code == 0, err
         assert "temporal" in err
         assert seen == [(False, True)] + [(True, True)] * 6 + [(True, False)]
@@ -270,34 +277,66 @@ class TestPipelines:
         # a range inside the reel reads one context frame on each side, and writes only the range
         seen.clear()
         part = tmp_path / "part.mkv"
-        code, _, err = run_cli(["restore", src, "-o", part, "--model", temporal_model, "--backend", "torch",
-                                "--start", "0.25", "--end", "0.75", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "restore",
+                src,
+                "-o",
+                part,
+                "--model",
+                temporal_model,
+                "--backend",
+                "torch",
+                "--start",
+                "0.25",
+                "--end",
+                "0.75",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert seen == [(True, True)] * 4
         with av.open(str(part)) as c:
             assert sum(1 for _ in c.decode(video=0)) == 4
         # --no-temporal: every frame alone
         seen.clear()
-        code, _, err = run_cli(["restore", src, "-o", tmp_path / "nt.mkv", "--model", temporal_model, "--backend",
-                                "torch", "--no-temporal", "-q"], capsys)
+        code, _, err = run_cli(
+            [
+                "restore",
+                src,
+                "-o",
+                tmp_path / "nt.mkv",
+                "--model",
+                temporal_model,
+                "--backend",
+                "torch",
+                "--no-temporal",
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert seen == [(False, False)] * 8
 
     def test_frames_sequence_vs_stills(self, tmp_path, temporal_model, capsys, monkeypatch):
-        from filmclean.pipeline import looks_like_sequence
         import filmclean.sequence as sequence
+        from filmclean.pipeline import looks_like_sequence
 
         seen = []
         real = sequence.TemporalRestorer.restore
-        monkeypatch.setattr(sequence.TemporalRestorer, "restore",
-                            lambda self, w, rgb=lambda i: i, **kw: seen.append((self.use_neighbours, w.prev is not None,
-                                                                                 w.next is not None))
-                            or real(self, w, rgb, **kw))
+        monkeypatch.setattr(
+            sequence.TemporalRestorer,
+            "restore",
+            lambda self, w, rgb=lambda i: i, **kw: (
+                seen.append((self.use_neighbours, w.prev is not None, w.next is not None)) or real(self, w, rgb, **kw)
+            ),
+        )
         big = (smooth_image(120, 140) * 65535).astype(np.uint16)
         seq = tmp_path / "seq"
         seq.mkdir()
         for k in range(4):
-            make_png(seq / f"reel_{k:04d}.png", big[k:k + 48, 2 * k:2 * k + 64], text=None)
+            make_png(seq / f"reel_{k:04d}.png", big[k : k + 48, 2 * k : 2 * k + 64], text=None)
         assert looks_like_sequence(sorted(seq.iterdir()))
         assert not looks_like_sequence([Path("a/cat.png"), Path("a/dog.png")])
         assert not looks_like_sequence([Path("a/x_1.png"), Path("a/x_2.tif")])
@@ -305,7 +344,9 @@ class TestPipelines:
         (out).mkdir()
         # frame 2 is already done: it is skipped but still read as a neighbour
         make_png(out / "reel_0002.png", big[:48, :64], text=None)
-        code, _, err = run_cli(["frames", seq, "-o", out, "--model", temporal_model, "--backend", "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", seq, "-o", out, "--model", temporal_model, "--backend", "torch", "-q"], capsys
+        )
         assert code == 0, err
         assert seen == [(True, False, True), (True, True, True), (True, True, False)]
         assert sorted(p.name for p in out.iterdir()) == [f"reel_{k:04d}.png" for k in range(4)]
@@ -314,7 +355,8 @@ class TestPipelines:
         stills.mkdir()
         for name in ("cat", "dog"):
             make_png(stills / f"{name}.png", big[:48, :64], text=None)
-        code, _, err = run_cli(["frames", stills, "-o", tmp_path / "o2", "--model", temporal_model, "--backend",
-                                "torch", "-q"], capsys)
+        code, _, err = run_cli(
+            ["frames", stills, "-o", tmp_path / "o2", "--model", temporal_model, "--backend", "torch", "-q"], capsys
+        )
         assert code == 0, err
         assert seen == [(False, False, False)] * 2

@@ -11,7 +11,9 @@ from filmclean.tiling import TileAccumulator, axis_weights, extract_tiles, make_
 
 
 class TestTileStarts:
-    @pytest.mark.parametrize("length,tile,overlap,mult", [(100, 32, 8, 1), (96, 32, 16, 8), (64, 64, 8, 1), (200, 48, 20, 4)])
+    @pytest.mark.parametrize(
+        "length,tile,overlap,mult", [(100, 32, 8, 1), (96, 32, 16, 8), (64, 64, 8, 1), (200, 48, 20, 4)]
+    )
     def test_cover_and_overlap(self, length, tile, overlap, mult):
         starts = tile_starts(length, tile, overlap, mult)
         assert starts[0] == 0 and starts[-1] + tile == length
@@ -32,20 +34,22 @@ class TestAxisWeights:
         ws = axis_weights(length, tile, starts, guard)
         total = np.zeros(length)
         for s, w in zip(starts, ws):
-            total[s:s + tile] += w
+            total[s : s + tile] += w
         np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
     def test_guard_zone_is_zero(self):
         starts = [0, 24]
         ws = axis_weights(56, 32, starts, guard=4)
         assert np.all(ws[0][-4:] == 0)  # right edge of the left tile
-        assert np.all(ws[1][:4] == 0)   # left edge of the right tile
+        assert np.all(ws[1][:4] == 0)  # left edge of the right tile
         assert ws[0][0] == 1 and ws[1][-1] == 1  # frame borders keep full weight
 
 
 class TestExtractCombine:
-    @pytest.mark.parametrize("shape,tile,overlap,mult,margin", [((3, 48, 64), 16, 4, 1, 0), ((3, 37, 51), 24, 8, 8, 5),
-                                                                ((1, 5, 7), 8, 2, 4, 2)])
+    @pytest.mark.parametrize(
+        "shape,tile,overlap,mult,margin",
+        [((3, 48, 64), 16, 4, 1, 0), ((3, 37, 51), 24, 8, 8, 5), ((1, 5, 7), 8, 2, 4, 2)],
+    )
     def test_rebuilds_input_exactly(self, shape, tile, overlap, mult, margin):
         rng = np.random.default_rng(0)
         x = rng.random(shape, dtype=np.float32)
@@ -68,8 +72,10 @@ class TestExtractCombine:
 
 def _restorer(arch, config, tile, overlap=None, batch=3, threshold=0.5):
     net = build_network(arch, config)
-    return Restorer(TorchBackend(net, network_info(net), device="cpu"),
-                    RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold))
+    return Restorer(
+        TorchBackend(net, network_info(net), device="cpu"),
+        RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold),
+    )
 
 
 class TestRestorerTiling:

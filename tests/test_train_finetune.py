@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from filmclean.errors import InputError
-from filmclean.modelfile import load_torch_network, save_model
+from filmclean.modelfile import save_model
 from filmclean.nets import build_network
 from filmclean.train.config import Stage, TrainConfig
 from filmclean.train.data import OnTheFlyDataset
@@ -26,12 +26,16 @@ def clean_dir(tmp_path):
 
 
 def test_clean_fraction_gives_untouched_samples(clean_dir):
-    ds = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10,
-                         clean_fraction=0.5)
-    clean = [bool(torch.equal(it["input"], it["target"]) and it["mask"].max() == 0) for it in (ds[i] for i in range(40))]
+    ds = OnTheFlyDataset(
+        clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10, clean_fraction=0.5
+    )
+    clean = [
+        bool(torch.equal(it["input"], it["target"]) and it["mask"].max() == 0) for it in (ds[i] for i in range(40))
+    ]
     assert 8 <= sum(clean) <= 32  # about half, deterministic for the seed
-    again = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10,
-                            clean_fraction=0.5)
+    again = OnTheFlyDataset(
+        clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10, clean_fraction=0.5
+    )
     assert all(torch.equal(ds[i]["input"], again[i]["input"]) for i in range(40))
     none = OnTheFlyDataset(clean_dir, 32, ["img0", "img1", "img2", "img3"], seed=1, crops_per_image=10)
     assert not any(torch.equal(none[i]["input"], none[i]["target"]) for i in range(40))
@@ -47,9 +51,17 @@ def test_init_from_starts_from_the_given_weights(clean_dir, tmp_path):
     cfg = {"channels": 4, "layers": 2}
     start = build_network("tinyconv", cfg)
     src = save_model(start, "tinyconv", cfg, tmp_path / "start.safetensors")
-    config = TrainConfig(arch="tinyconv", arch_config=cfg, loss="mse", loss_kwargs={"imagenet_space": False},
-                         clean_dir=str(clean_dir), init_from=str(src), augment=False, valid_fraction=0.25,
-                         stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),))
+    config = TrainConfig(
+        arch="tinyconv",
+        arch_config=cfg,
+        loss="mse",
+        loss_kwargs={"imagenet_space": False},
+        clean_dir=str(clean_dir),
+        init_from=str(src),
+        augment=False,
+        valid_fraction=0.25,
+        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),),
+    )
     train(config, tmp_path / "run", progress=False, max_steps=1)
     from filmclean.train.loop import network_from_checkpoint
 
@@ -67,9 +79,16 @@ def test_init_from_a_network_without_the_fill_keeps_its_weights_and_mask(clean_d
     base = build_network("maskguided", base_cfg).eval()
     src = save_model(base, "maskguided", base_cfg, tmp_path / "base.safetensors")
     fill_cfg = {**base_cfg, "fill_levels": 2}
-    config = TrainConfig(arch="maskguided", arch_config=fill_cfg, loss="maskguided", clean_dir=str(clean_dir),
-                         init_from=str(src), augment=False, valid_fraction=0.25,
-                         stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),))
+    config = TrainConfig(
+        arch="maskguided",
+        arch_config=fill_cfg,
+        loss="maskguided",
+        clean_dir=str(clean_dir),
+        init_from=str(src),
+        augment=False,
+        valid_fraction=0.25,
+        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),),
+    )
     train(config, tmp_path / "run", progress=False, max_steps=1)
     from filmclean.train.loop import network_from_checkpoint
 

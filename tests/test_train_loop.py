@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from torch import nn
+
+from filmclean.errors import InputError
 from filmclean.train.config import (
     Stage,
     TrainConfig,
@@ -36,9 +39,6 @@ from filmclean.train.loop import (
     set_encoder_frozen,
     train,
 )
-from torch import nn
-
-from filmclean.errors import InputError
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -169,7 +169,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 def _metrics(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in (run / "metrics.jsonl").open()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in (run / "metrics.jsonl").open()
+    ]
 
 
 def _assert_same_run(a: Path, b: Path) -> None:
@@ -235,6 +237,29 @@ def test_config_round_trip_and_files(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(InputError, match="bad.json"):
         load_config(tmp_path / "bad.json")
+
+
+def test_config_polarity_takes_the_runtime_words_and_reads_the_old_one():
+    from filmclean import DUST_POLARITIES
+    from filmclean.train.polarity import PolarityChoice
+
+    assert TrainConfig().polarity in DUST_POLARITIES and TrainConfig(polarity="any").polarity == "any"
+    old = json.loads(TrainConfig(clean_dir="/c").to_json())
+    old["polarity"] = "random"  # what configs said before the vocabulary was the runtime's
+    cfg = TrainConfig.from_json(json.dumps(old))
+    assert cfg.polarity == "any" and cfg == TrainConfig(clean_dir="/c", polarity="any")
+    assert json.loads(cfg.to_json())["polarity"] == "any"
+    shipped = sorted((Path(__file__).resolve().parents[1] / "train" / "configs").glob("*.json"))
+    assert shipped and all(load_config(path).polarity in DUST_POLARITIES for path in shipped)
+    choice = PolarityChoice()
+    assert [choice.convert(w, None, None) for w in ("any", "dark", "light", "random", "both")] == [
+        "any",
+        "dark",
+        "light",
+        "any",
+        "any",
+    ]
+    assert tuple(choice.choices) == DUST_POLARITIES
 
 
 def test_paper_schedule_and_overrides():
@@ -307,9 +332,16 @@ def test_on_the_fly_dataset_deterministic(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         _write_png(tmp_path / f"p{i}.png", _pattern(rng, 40 + 8 * i)[:, : 30 + 8 * i])
-    ds = OnTheFlyDataset(tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2)
+    ds = OnTheFlyDataset(
+        tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2
+    )
     assert len(ds) == 6
-    a, b = ds[3], OnTheFlyDataset(tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2)[3]
+    a, b = (
+        ds[3],
+        OnTheFlyDataset(
+            tmp_path, 24, ["p0", "p1", "p2"], seed=5, polarity="random", epoch=0, augment=True, crops_per_image=2
+        )[3],
+    )
     for key in ("input", "target", "mask"):
         assert torch.equal(a[key], b[key])
     assert a["input"].shape == (3, 24, 24) and a["mask"].shape == (1, 24, 24)
@@ -377,6 +409,36 @@ def test_without_validation_split_the_latest_model_is_kept(tmp_path):
     assert all(torch.equal(v, w["model." + k]) for k, v in net.state_dict().items())
 
 
+def test_run_dir_holds_only_its_files_and_stale_partials_go(pairs, tmp_path):
+    """Files are written under hidden partial names (filmclean.io.partial_path) and renamed; a
+    partial that a killed run left behind is removed when the run is started again."""
+    from filmclean.train.loop import TrainState
+
+    run = tmp_path / "run"
+    cfg = _cfg(pairs, stages=(Stage(16, 1, 2, 1e-2),))
+    train(cfg, run, progress=False, loss=MSE(), max_steps=1)
+    code = (
+        "import sys\nfrom filmclean.io import partial_path\n"
+        "p = partial_path(sys.argv[1]); p.write_bytes(b'half'); print(p.name)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(run / "checkpoint.safetensors")], capture_output=True, text=True, check=True
+    )
+    stale = run / proc.stdout.strip()  # its writer has exited: as if killed mid-write
+    assert stale.is_file() and stale.name.startswith(".checkpoint.partial-")
+    result = train(cfg, run, progress=False, loss=MSE())
+    assert result["status"] == "finished" and not stale.exists()
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.safetensors",
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "state.json",
+    ]
+    state = TrainState.from_saved(json.loads((run / "state.json").read_text()))
+    assert (state.stage, state.epoch, state.global_step) == (1, 0, 3) and state.model_path == result["model_path"]
+
+
 def test_build_loss_by_name(pairs, tmp_path):
     pytest.importorskip("filmclean.train.losses")
     cfg = _cfg(pairs, stages=(Stage(16, 1, 4, 1e-2),), augment=True)
@@ -405,8 +467,16 @@ def test_on_the_fly_run_resumes_exactly(tmp_path):
     for i in range(5):
         _write_png(clean / f"photo{i}.png", _pattern(rng, 48)[:, : 36 + 4 * i])
     cfg = TrainConfig(
-        arch="tinymask", arch_config={"seed": 2}, loss="mse", clean_dir=str(clean), exclude_names=("photo4",),
-        valid_fraction=0.25, crops_per_image=2, polarity="random", stages=(Stage(24, 2, 2, 1e-2),), checkpoint_every=2,
+        arch="tinymask",
+        arch_config={"seed": 2},
+        loss="mse",
+        clean_dir=str(clean),
+        exclude_names=("photo4",),
+        valid_fraction=0.25,
+        crops_per_image=2,
+        polarity="random",
+        stages=(Stage(24, 2, 2, 1e-2),),
+        checkpoint_every=2,
     )
     full = train(cfg, tmp_path / "a", progress=False, loss=MSE())
     assert full["status"] == "finished" and full["step"] == 6  # 3 train photos x 2 crops / batch 2 x 2 epochs
@@ -417,7 +487,17 @@ def test_on_the_fly_run_resumes_exactly(tmp_path):
     _assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
-def test_resume_after_keyboard_interrupt_is_exact(pairs, tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C handled as in an interactive shell, whatever this process inherited: a suite started
+    with SIGINT ignored (``nohup``, a background job, a CI runner) passes ``SIG_IGN`` on to pytest,
+    and training, which restores the handler it found, would then leave SIGINT ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_resume_after_keyboard_interrupt_is_exact(pairs, tmp_path, default_sigint):
     cfg = _cfg(pairs, num_workers=1)
     train(cfg, tmp_path / "a", progress=False, loss=MSE())
     with pytest.raises(KeyboardInterrupt):  # raised inside step 8: the last checkpoint is step 6
@@ -429,6 +509,20 @@ def test_resume_after_keyboard_interrupt_is_exact(pairs, tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     train(cfg, tmp_path / "b", progress=False, loss=MSE())
     _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_keyboard_interrupt_test_passes_with_sigint_ignored(pairs, tmp_path):
+    """The test above, started the way ``nohup`` or a background runner starts it: with SIGINT
+    ignored in the process (inherited as ``SIG_IGN``)."""
+    code = (
+        "import signal, sys, pytest\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"args = ['-q', '-p', 'no:cacheprovider', {__file__!r}, '-k', 'resume_after_keyboard_interrupt']\n"
+        "sys.exit(pytest.main(args))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
 
 
 def test_workers_do_not_hang_after_opencv_ran_in_the_parent(pairs, tmp_path):
@@ -479,8 +573,63 @@ def test_frozen_encoder_stage(pairs, tmp_path, monkeypatch):
     assert torch.equal(w["model.enc.0.weight"], init["enc.0.weight"])  # frozen conv unchanged
     assert not torch.equal(w["model.enc.1.weight"], init["enc.1.weight"])  # its BatchNorm trains
     assert not torch.equal(w["model.dec.weight"], init["dec.weight"])
-    train(cfg.replace(stages=(Stage(16, 1, 2, 1e-2, freeze_encoder=False),)), tmp_path / "u", progress=False, loss=MSE())
+    train(
+        cfg.replace(stages=(Stage(16, 1, 2, 1e-2, freeze_encoder=False),)), tmp_path / "u", progress=False, loss=MSE()
+    )
     assert not torch.equal(_weights(tmp_path / "u")["model.enc.0.weight"], init["enc.0.weight"])
+
+
+class SpeckMaskNet(nn.Module):
+    """A fixed mask network: the repair is a 3x3 maximum (it fills dark specks), the damage
+    probability 0.7 on dark pixels and 0.3 elsewhere -- so the soft composite
+    ``x + p (r - x)`` and inference's hard one (repair where ``p >= 0.5``) differ everywhere."""
+
+    has_mask = True
+
+    def forward(self, x):
+        repair = torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+        prob = torch.where(x.amin(1, keepdim=True) < 0.1, 0.7, 0.3)
+        return repair, prob
+
+
+def _speck_items(n: int = 5, s: int = 24) -> list[dict]:
+    rng = np.random.default_rng(3)
+    items = []
+    for _ in range(n):
+        target = torch.from_numpy(_pattern(rng, s).astype(np.float32)).permute(2, 0, 1).contiguous()
+        mask = torch.from_numpy((rng.random((s, s)) < 0.05).astype(np.float32))[None]
+        items.append({"input": target * (1 - 0.95 * mask), "target": target, "mask": mask})
+    return items
+
+
+def test_validation_scores_the_hard_composite_inference_outputs():
+    """Checkpoints are picked on what users get: the SSIM validation reports is that of
+    :func:`filmclean.engine.composite` at the default threshold, not of the soft composite."""
+    import kornia
+
+    from filmclean.engine import RestoreOptions, composite
+    from filmclean.train.loop import DistInfo, validate
+
+    items = _speck_items()
+    net = SpeckMaskNet()
+    cfg = TrainConfig(arch="tinymask", seed=1, num_workers=0, amp="off", device="cpu")
+    metrics = validate(net, items, 2, torch.device("cpu"), cfg, DistInfo())
+    x = torch.stack([it["input"] for it in items])
+    y = torch.stack([it["target"] for it in items])
+    with torch.no_grad():
+        repair, prob = net(x)
+    hard = composite(
+        x.permute(0, 2, 3, 1).numpy(),
+        repair.permute(0, 2, 3, 1).numpy(),
+        prob[:, 0].numpy(),
+        RestoreOptions().threshold,
+    )
+    hard_t = torch.from_numpy(hard).permute(0, 3, 1, 2)
+    ssim = lambda a: float(kornia.metrics.ssim(a, y, 11).mean(dim=(1, 2, 3)).mean())  # noqa: E731
+    soft = x + prob * (repair - x)
+    assert abs(ssim(hard_t) - ssim(soft)) > 1e-3  # the case tells the two apart
+    assert metrics["ssim"] == pytest.approx(ssim(hard_t), abs=1e-6)
+    assert metrics["input_ssim"] == pytest.approx(ssim(x), abs=1e-6) and metrics["count"] == len(items)
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -491,8 +640,29 @@ def test_cli_train_and_resume(pairs, tmp_path):
 
     runner = CliRunner()
     run = tmp_path / "cli"
-    args = ["--run-dir", str(run), "--arch", "tinyconv", "--loss", "mse", "--pairs", str(pairs), "--sizes", "16",
-            "--epochs", "1", "--batch-size", "2", "--lr", "0.01", "--device", "cpu", "--seed", "2", "--no-progress"]
+    args = [
+        "--run-dir",
+        str(run),
+        "--arch",
+        "tinyconv",
+        "--loss",
+        "mse",
+        "--pairs",
+        str(pairs),
+        "--sizes",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--lr",
+        "0.01",
+        "--device",
+        "cpu",
+        "--seed",
+        "2",
+        "--no-progress",
+    ]
     res = runner.invoke(train_command, args + ["--max-steps", "2"])
     assert res.exit_code == 0, res.output
     assert "stopped at step 2" in res.output
@@ -512,7 +682,11 @@ def _torchrun(script: Path, *args: str, timeout: float = 150) -> str:
     launcher = Path(sys.executable).with_name("torchrun")
     cmd = [str(launcher) if launcher.exists() else "torchrun", "--nproc_per_node=2", "--standalone", str(script), *args]
     proc = subprocess.Popen(
-        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cmd,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
@@ -524,7 +698,9 @@ def _torchrun(script: Path, *args: str, timeout: float = 150) -> str:
     return out
 
 
-@pytest.mark.skipif(not Path(sys.executable).with_name("torchrun").exists() and not shutil.which("torchrun"), reason="no torchrun")
+@pytest.mark.skipif(
+    not Path(sys.executable).with_name("torchrun").exists() and not shutil.which("torchrun"), reason="no torchrun"
+)
 def test_ddp_two_processes_cpu(pairs, tmp_path):
     """``torchrun --nproc_per_node=2`` on the CPU (Gloo). Launch 1: a full run; train() joins the
     process group itself. Launch 2, in a group made by the caller: a run stopped at step 3, then

@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from helpers import SMALL, run_cli, small_temporal_model
+from media import make_png
 
 from filmclean import TTA_COUNTS
 from filmclean.engine import RestoreOptions, Restorer, dihedral, inverse_dihedral
 from filmclean.errors import InputError
-from filmclean.evaluate import parse_method
+from filmclean.evaluation import parse_method
 from filmclean.io.images import read_image
 from filmclean.model import load_model
 from filmclean.modelfile import save_model
-
-from helpers import SMALL, run_cli, small_temporal_model
-from media import make_png
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +126,14 @@ class TestRestorerTta:
         trust = rng.uniform(0.0, 1.0, (48, 64)).astype(np.float32)
         base = restorer.restore(frame, build_stack(frame, (prev, trust), None)).image
         flip = np.s_[:, ::-1]
-        mirrored = restorer.restore(np.ascontiguousarray(frame[flip]),
-                                    build_stack(np.ascontiguousarray(frame[flip]),
-                                                (np.ascontiguousarray(prev[flip]), np.ascontiguousarray(trust[flip])),
-                                                None)).image
+        mirrored = restorer.restore(
+            np.ascontiguousarray(frame[flip]),
+            build_stack(
+                np.ascontiguousarray(frame[flip]),
+                (np.ascontiguousarray(prev[flip]), np.ascontiguousarray(trust[flip])),
+                None,
+            ),
+        ).image
         np.testing.assert_allclose(mirrored[flip], base, atol=2e-5)
 
     def test_the_plain_run_does_not_commute(self, net_file):
@@ -157,8 +160,9 @@ class TestTtaOptions:
     def test_frames_with_tta(self, tmp_path, capsys, net_file):
         pixels = np.random.default_rng(8).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         src = make_png(tmp_path / "a.png", pixels)
-        code, _, err = run_cli(["frames", src, "-o", tmp_path / "out", "--model", net_file, "--backend", "torch",
-                                "--tta", "4"], capsys)
+        code, _, err = run_cli(
+            ["frames", src, "-o", tmp_path / "out", "--model", net_file, "--backend", "torch", "--tta", "4"], capsys
+        )
         assert code == 0, err
         assert "tta: 4 transforms" in err
         out = read_image(tmp_path / "out" / "a.png")

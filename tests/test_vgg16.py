@@ -27,19 +27,32 @@ from filmclean.nets.vgg16 import (
 
 # torchvision.models.vgg16().features.state_dict(), in order (conv indices 0 2 5 7 10 12 14 17 19 21 24 26 28)
 TORCHVISION_VGG16_FEATURES = [
-    ("0.weight", (64, 3, 3, 3)), ("0.bias", (64,)),
-    ("2.weight", (64, 64, 3, 3)), ("2.bias", (64,)),
-    ("5.weight", (128, 64, 3, 3)), ("5.bias", (128,)),
-    ("7.weight", (128, 128, 3, 3)), ("7.bias", (128,)),
-    ("10.weight", (256, 128, 3, 3)), ("10.bias", (256,)),
-    ("12.weight", (256, 256, 3, 3)), ("12.bias", (256,)),
-    ("14.weight", (256, 256, 3, 3)), ("14.bias", (256,)),
-    ("17.weight", (512, 256, 3, 3)), ("17.bias", (512,)),
-    ("19.weight", (512, 512, 3, 3)), ("19.bias", (512,)),
-    ("21.weight", (512, 512, 3, 3)), ("21.bias", (512,)),
-    ("24.weight", (512, 512, 3, 3)), ("24.bias", (512,)),
-    ("26.weight", (512, 512, 3, 3)), ("26.bias", (512,)),
-    ("28.weight", (512, 512, 3, 3)), ("28.bias", (512,)),
+    ("0.weight", (64, 3, 3, 3)),
+    ("0.bias", (64,)),
+    ("2.weight", (64, 64, 3, 3)),
+    ("2.bias", (64,)),
+    ("5.weight", (128, 64, 3, 3)),
+    ("5.bias", (128,)),
+    ("7.weight", (128, 128, 3, 3)),
+    ("7.bias", (128,)),
+    ("10.weight", (256, 128, 3, 3)),
+    ("10.bias", (256,)),
+    ("12.weight", (256, 256, 3, 3)),
+    ("12.bias", (256,)),
+    ("14.weight", (256, 256, 3, 3)),
+    ("14.bias", (256,)),
+    ("17.weight", (512, 256, 3, 3)),
+    ("17.bias", (512,)),
+    ("19.weight", (512, 512, 3, 3)),
+    ("19.bias", (512,)),
+    ("21.weight", (512, 512, 3, 3)),
+    ("21.bias", (512,)),
+    ("24.weight", (512, 512, 3, 3)),
+    ("24.bias", (512,)),
+    ("26.weight", (512, 512, 3, 3)),
+    ("26.bias", (512,)),
+    ("28.weight", (512, 512, 3, 3)),
+    ("28.bias", (512,)),
 ]
 WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
 
@@ -60,8 +73,16 @@ def test_feature_shapes_and_normalisation():
     x = torch.rand(2, 3, 32, 48)
     with torch.no_grad():
         feats = net(x)
-        again = net.forward_normalized((x - torch.tensor(v.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(v.IMAGENET_STD).view(1, 3, 1, 1))
-    assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 48), (2, 128, 16, 24), (2, 256, 8, 12), (2, 512, 4, 6), (2, 512, 2, 3)]
+        again = net.forward_normalized(
+            (x - torch.tensor(v.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(v.IMAGENET_STD).view(1, 3, 1, 1)
+        )
+    assert [tuple(f.shape) for f in feats] == [
+        (2, 64, 32, 48),
+        (2, 128, 16, 24),
+        (2, 256, 8, 12),
+        (2, 512, 4, 6),
+        (2, 512, 2, 3),
+    ]
     assert all(bool((f >= 0).all()) for f in feats)
     for a, b in zip(feats, again):
         assert torch.allclose(a, b, atol=1e-6)
@@ -149,7 +170,9 @@ def test_converter_maps_and_transposes_values():
     for i, c in enumerate(v.TAP_CHANNELS):
         assert tuple(state[f"lpips.lin{i}.weight"].shape) == (1, c, 1, 1)
         assert float(state[f"lpips.lin{i}.weight"][0, 0, 0, 0]) == 0.5 + i
-    assert sorted(k for k in state if k.startswith("features.")) == sorted(f"features.{k}" for k, _ in TORCHVISION_VGG16_FEATURES)
+    assert sorted(k for k in state if k.startswith("features.")) == sorted(
+        f"features.{k}" for k, _ in TORCHVISION_VGG16_FEATURES
+    )
     # wrong shapes are reported, not loaded
     bad = _jax_tree(WIDTHS, rng=None)
     bad["VGG16_0"]["Conv_3"]["kernel"] = np.zeros((3, 3, 128, 64), np.float32)
@@ -220,8 +243,11 @@ def test_real_weights_are_torchvision_imagenet_and_lpips_behaves():
 
     state = load_file(str(_REAL))
     # torchvision vgg16 ImageNet conv1_1, filter 0 / input channel 0, and the first biases
-    np.testing.assert_allclose(state["features.0.weight"][0, 0].numpy(),
-                               [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657], [-0.6902, -0.0480, 0.4841]], atol=1e-4)
+    np.testing.assert_allclose(
+        state["features.0.weight"][0, 0].numpy(),
+        [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657], [-0.6902, -0.0480, 0.4841]],
+        atol=1e-4,
+    )
     np.testing.assert_allclose(state["features.0.weight"][1, 1, 1].numpy(), [-0.8413, -0.3518, 0.5640], atol=1e-4)
     np.testing.assert_allclose(state["features.0.bias"][:4].numpy(), [0.4034, 0.3778, 0.4644, -0.3228], atol=1e-4)
     np.testing.assert_allclose(state["features.2.bias"][:3].numpy(), [0.0020, -0.0902, 0.6164], atol=1e-4)

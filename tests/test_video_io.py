@@ -9,20 +9,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import media
 import numpy as np
 import pytest
 
-import media
 from filmclean.errors import InputError, OutputError
-from filmclean.io.video import (
-    MaskWriter,
-    PacketItem,
-    VideoFrameItem,
-    VideoReader,
-    VideoWriter,
-    closest_pix_fmt,
-    probe_video,
-)
+from filmclean.io.pixfmt import closest_pix_fmt
+from filmclean.io.video import PacketItem, VideoFrameItem, VideoReader, probe_video
+from filmclean.io.video_write import MaskWriter, VideoWriter
 
 TC = "01:00:00:00"
 

@@ -1,5 +1,6 @@
 """Click commands ``filmclean train`` and ``filmclean export-onnx`` (wired into the CLI group by
-:mod:`filmclean.cli`). Only ``click`` is imported at module level; the work happens in
+:mod:`filmclean.cli`). Only ``click`` (and :mod:`filmclean.train.polarity`, which needs nothing more)
+is imported at module level; the work happens in
 :func:`filmclean.train.loop.train` and :func:`filmclean.onnx_export.export_onnx`.
 
 Configuration of ``train``, later sources winning: the :class:`~filmclean.train.config.TrainConfig`
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from .polarity import PolarityChoice
+
 
 def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     if value is None:
@@ -30,17 +33,38 @@ def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 @click.command("train")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Training config file (.json or .toml).")
 @click.option(
-    "--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for checkpoints, logs and model.safetensors."
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Training config file (.json or .toml).",
+)
+@click.option(
+    "--run-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for checkpoints, logs and model.safetensors.",
 )
 @click.option("--arch", help="Network architecture (e.g. paper_unet, tinyconv).")
 @click.option("--arch-config", help="Network constructor arguments as a JSON object.")
 @click.option("--loss", help="Loss: mse, model1, model2, model3 (or maskguided).")
-@click.option("--pairs", "pairs_dir", type=click.Path(file_okay=False, path_type=Path), help="Dustify pairs data set folder.")
-@click.option("--clean", "clean_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of clean photos, damaged on the fly.")
-@click.option("--polarity", type=click.Choice(["dark", "light", "random"]), help="Damage polarity for --clean.")
-@click.option("--sizes", callback=_parse_sizes, help="Progressive training sizes, e.g. 64,128,256 (the paper's schedule).")
+@click.option(
+    "--pairs", "pairs_dir", type=click.Path(file_okay=False, path_type=Path), help="Dustify pairs data set folder."
+)
+@click.option(
+    "--clean",
+    "clean_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of clean photos, damaged on the fly.",
+)
+@click.option(
+    "--polarity",
+    type=PolarityChoice(),
+    help="Damage polarity for --clean: dark, light or any (each sample at random; 'random' is read as any).",
+)
+@click.option(
+    "--sizes", callback=_parse_sizes, help="Progressive training sizes, e.g. 64,128,256 (the paper's schedule)."
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs of every stage.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Per-process batch size of every stage.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
@@ -50,8 +74,15 @@ def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed of the run.")
 @click.option("--augment/--no-augment", default=None, help="The paper's training augmentations.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), help="Steps between checkpoints (0: epoch ends only).")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue the run in --run-dir if it has a checkpoint.")
-@click.option("--max-steps", type=click.IntRange(min=1), help="Stop (with a checkpoint) when the run reaches this many steps.")
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue the run in --run-dir if it has a checkpoint.",
+)
+@click.option(
+    "--max-steps", type=click.IntRange(min=1), help="Stop (with a checkpoint) when the run reaches this many steps."
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def train_command(
     config_file: Path | None,
@@ -107,8 +138,16 @@ def train_command(
         changes.update(clean_dir=str(clean_dir.resolve()), pairs_dir=None)
     data_changes = {k: changes.pop(k) for k in ("pairs_dir", "clean_dir") if k in changes}
     config = config.replace(
-        arch=arch, loss=loss, polarity=polarity, device=device, amp=amp, num_workers=num_workers, seed=seed,
-        augment=augment, checkpoint_every=checkpoint_every, **changes,
+        arch=arch,
+        loss=loss,
+        polarity=polarity,
+        device=device,
+        amp=amp,
+        num_workers=num_workers,
+        seed=seed,
+        augment=augment,
+        checkpoint_every=checkpoint_every,
+        **changes,
     )
     if data_changes:
         import dataclasses
@@ -123,7 +162,9 @@ def train_command(
     best = result["best"]
     line = f"{result['status']} at step {result['step']}"
     if best is not None:
-        line += f"; best validation SSIM {best['ssim']:.4f} at {best['size']} px (damaged input {best['input_ssim']:.4f})"
+        line += (
+            f"; best validation SSIM {best['ssim']:.4f} at {best['size']} px (damaged input {best['input_ssim']:.4f})"
+        )
     if result["model_path"]:
         line += f"; model: {result['model_path']}"
     click.echo(line)
@@ -131,16 +172,21 @@ def train_command(
 
 @click.command("export-onnx")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write."
+)
 @click.option("--fp16", is_flag=True, help="Float16 weights and compute (input and outputs stay float32).")
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True, help="ONNX opset version.")
-@click.option("--check/--no-check", default=True, show_default=True, help="Compare ONNX Runtime with PyTorch on a test input.")
+@click.option(
+    "--check/--no-check", default=True, show_default=True, help="Compare ONNX Runtime with PyTorch on a test input."
+)
 def export_onnx_command(checkpoint: Path, output: Path, fp16: bool, opset: int, check: bool) -> None:
     """Export a model (a filmclean .safetensors, a training checkpoint or a run folder) to ONNX."""
     from filmclean.onnx_export import export_onnx
 
     report = export_onnx(checkpoint, output, fp16=fp16, opset=opset, check=check)
-    line = f"wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, opset {report['opset']}{', fp16' if report['fp16'] else ''})"
+    fp16_note = ", fp16" if report["fp16"] else ""
+    line = f"wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, opset {report['opset']}{fp16_note})"
     if report["max_abs_diff"] is not None:
         line += f"; max |ONNX - PyTorch| = {report['max_abs_diff']:.2e} on {'x'.join(map(str, report['test_shape']))}"
     click.echo(line)

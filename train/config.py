@@ -24,13 +24,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from filmclean import DUST_POLARITIES
 from filmclean.errors import InputError
 
-POLARITIES = ("dark", "light", "random")
+from .polarity import canonical_polarity
+
+#: damage polarities of on-the-fly synthesis: the runtime's :data:`filmclean.DUST_POLARITIES`
+#: (configs saying ``random``, the older word for ``any``, still load: :mod:`filmclean.train.polarity`)
+POLARITIES = DUST_POLARITIES
 AMP_MODES = ("off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 FINETUNE_MODES = ("last", "each", "none")
@@ -78,15 +84,19 @@ class Stage:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise InputError(f"stage {name} must be an integer >= {lo}, got {value!r}")
-        if isinstance(self.lr_max, bool) or not isinstance(self.lr_max, (int, float)) or not (
-            math.isfinite(self.lr_max) and self.lr_max > 0
+        if (
+            isinstance(self.lr_max, bool)
+            or not isinstance(self.lr_max, (int, float))
+            or not (math.isfinite(self.lr_max) and self.lr_max > 0)
         ):
             raise InputError(f"stage lr_max must be a positive number, got {self.lr_max!r}")
         object.__setattr__(self, "lr_max", float(self.lr_max))
         if not isinstance(self.freeze_encoder, bool):
             raise InputError(f"stage freeze_encoder must be true or false, got {self.freeze_encoder!r}")
-        if isinstance(self.pct_start, bool) or not isinstance(self.pct_start, (int, float)) or not (
-            0.0 < self.pct_start < 1.0
+        if (
+            isinstance(self.pct_start, bool)
+            or not isinstance(self.pct_start, (int, float))
+            or not (0.0 < self.pct_start < 1.0)
         ):
             raise InputError(f"stage pct_start must be in (0, 1), got {self.pct_start!r}")
         object.__setattr__(self, "pct_start", float(self.pct_start))
@@ -95,7 +105,7 @@ class Stage:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Stage":
+    def from_dict(cls, data: Mapping[str, Any]) -> Stage:
         _check_fields(cls, data, "a stage", list_known=True)
         try:
             return cls(**dict(data))
@@ -174,7 +184,9 @@ def override_schedule(
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise InputError(f"learning rate must be a positive number, got {lr!r}")
         peak = max(s.lr_max for s in out)
-        out = [dataclasses.replace(s, lr_max=float(lr) if s.lr_max == peak else float(lr) * (s.lr_max / peak)) for s in out]
+        out = [
+            dataclasses.replace(s, lr_max=float(lr) if s.lr_max == peak else float(lr) * (s.lr_max / peak)) for s in out
+        ]
     return tuple(out)
 
 
@@ -182,6 +194,17 @@ def _tuple_of_str(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise InputError(f"{name} must be a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _fraction(value: Any, name: str, one_allowed: bool = False) -> float:
+    """``value`` as a float in [0, 1) -- [0, 1] when ``one_allowed`` -- else :class:`InputError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (0.0 <= value <= 1.0 if one_allowed else 0.0 <= value < 1.0)
+    ):
+        raise InputError(f"{name} must be in [0, 1{']' if one_allowed else ')'}, got {value!r}")
+    return float(value)
 
 
 def _clip_list(value: Any) -> tuple[dict[str, Any], ...]:
@@ -230,7 +253,8 @@ class TrainConfig:
       start the run (fine-tuning, e.g. on one's own scans); None = fresh initialisation;
     - ``exclude_names``: image names (file stems) never used for training or validation
       (held-out test images);
-    - ``polarity``: damage polarity for on-the-fly synthesis: ``dark``, ``light`` or ``random``;
+    - ``polarity``: damage polarity for on-the-fly synthesis: ``dark``, ``light`` or ``any`` (each
+      sample dark or light at random; the older word ``random`` is read as ``any``);
     - ``augment``: the paper's augmentations on training samples (flip, symmetric warp, zoom,
       brightness, contrast);
     - ``temporal``: the run trains a temporal network (11-channel input, e.g.
@@ -306,11 +330,7 @@ class TrainConfig:
         if self.pairs_dir is not None and self.clean_dir is not None:
             raise InputError("give either pairs_dir or clean_dir, not both")
         set_("exclude_names", _tuple_of_str(self.exclude_names, "exclude_names"))
-        if isinstance(self.valid_fraction, bool) or not isinstance(self.valid_fraction, (int, float)) or not (
-            0.0 <= self.valid_fraction < 1.0
-        ):
-            raise InputError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        set_("valid_fraction", float(self.valid_fraction))
+        set_("valid_fraction", _fraction(self.valid_fraction, "valid_fraction"))
         cs = self.crop_scale
         if (
             not isinstance(cs, (list, tuple))
@@ -320,8 +340,10 @@ class TrainConfig:
         ):
             raise InputError(f"crop_scale must be [min, max] with 0 < min <= max <= 1, got {cs!r}")
         set_("crop_scale", (float(cs[0]), float(cs[1])))
-        if self.polarity not in POLARITIES:
-            raise InputError(f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
+        try:
+            set_("polarity", canonical_polarity(self.polarity))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         if self.amp not in AMP_MODES:
             raise InputError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.device not in DEVICES:
@@ -333,21 +355,14 @@ class TrainConfig:
         if isinstance(stages, (Stage, Mapping)) or not isinstance(stages, (list, tuple)) or not stages:
             raise InputError("stages must be a non-empty list of stages")
         set_("stages", tuple(s if isinstance(s, Stage) else Stage.from_dict(s) for s in stages))
-        for name, lo in (("crops_per_image", 1), ("seed", 0), ("num_workers", 0), ("checkpoint_every", 0), ("log_every", 1)):
+        minimums = (("crops_per_image", 1), ("seed", 0), ("num_workers", 0), ("checkpoint_every", 0), ("log_every", 1))
+        for name, lo in minimums:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
-        if isinstance(self.clean_fraction, bool) or not isinstance(self.clean_fraction, (int, float)) or not (
-            0.0 <= self.clean_fraction < 1.0
-        ):
-            raise InputError(f"clean_fraction must be in [0, 1), got {self.clean_fraction!r}")
-        set_("clean_fraction", float(self.clean_fraction))
+        set_("clean_fraction", _fraction(self.clean_fraction, "clean_fraction"))
         set_("clips", _clip_list(self.clips))
-        if isinstance(self.clip_fraction, bool) or not isinstance(self.clip_fraction, (int, float)) or not (
-            0.0 <= self.clip_fraction <= 1.0
-        ):
-            raise InputError(f"clip_fraction must be in [0, 1], got {self.clip_fraction!r}")
-        set_("clip_fraction", float(self.clip_fraction))
+        set_("clip_fraction", _fraction(self.clip_fraction, "clip_fraction", one_allowed=True))
         if self.clips and not self.temporal:
             raise InputError("clips are used by temporal runs only: set temporal to true or drop clips")
         if self.temporal and self.pairs_dir is not None:
@@ -356,7 +371,11 @@ class TrainConfig:
             raise InputError(f"init_from must be a model file path, got {self.init_from!r}")
         for name in ("weight_decay", "grad_clip"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value >= 0)
+            ):
                 raise InputError(f"{name} must be a number >= 0, got {value!r}")
             set_(name, float(value))
 
@@ -375,7 +394,7 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build from a dict as produced by :meth:`to_dict` (missing keys take their defaults).
 
         Raises :class:`~filmclean.errors.InputError` for unknown keys or invalid values.
@@ -388,7 +407,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -396,15 +415,16 @@ class TrainConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically (temp name then rename)."""
+        """Write :meth:`to_json` to ``path`` atomically (:func:`filmclean.io.write_bytes_atomically`;
+        raises :class:`~filmclean.errors.OutputError`)."""
+        from filmclean.io import write_bytes_atomically
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_bytes_atomically(path, self.to_json().encode("utf-8"))
         return path
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated; ``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         known = {f.name for f in dataclasses.fields(self)}
@@ -413,17 +433,13 @@ class TrainConfig:
             raise InputError(f"unknown training config field(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **changes)
 
-    def differences(self, other: "TrainConfig", ignore: frozenset[str] = RUNTIME_FIELDS) -> list[str]:
+    def differences(self, other: TrainConfig, ignore: frozenset[str] = RUNTIME_FIELDS) -> list[str]:
         """Names of fields (outside ``ignore``) whose values differ between ``self`` and ``other``."""
         return [
             f.name
             for f in dataclasses.fields(self)
             if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
         ]
-
-    @property
-    def total_epochs(self) -> int:
-        return sum(s.epochs for s in self.stages)
 
 
 def load_config(path: str | Path) -> TrainConfig:

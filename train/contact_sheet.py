@@ -57,14 +57,15 @@ def load_example(name: str, size: int = TILE) -> np.ndarray:
 
 
 def _zoom(img: np.ndarray, y: int, x: int) -> np.ndarray:
-    crop = img[y:y + ZOOM, x:x + ZOOM]
+    crop = img[y : y + ZOOM, x : x + ZOOM]
     reps = int(np.ceil(TILE / ZOOM))
     big = np.repeat(np.repeat(crop, reps, axis=0), reps, axis=1)
     return big[:TILE, :TILE]
 
 
-def make_contact_sheet(out_path: str | Path, seed: int = 0,
-                       examples: Sequence[tuple[str, str, float]] = EXAMPLES) -> Path:
+def make_contact_sheet(
+    out_path: str | Path, seed: int = 0, examples: Sequence[tuple[str, str, float]] = EXAMPLES
+) -> Path:
     """Render the contact sheet PNG to ``out_path`` (parent folders created) and return the path.
 
     Row ``i`` damages ``examples[i]`` with ``DamageParams(amount=...)`` and seed ``seed + i``; the
@@ -85,29 +86,30 @@ def make_contact_sheet(out_path: str | Path, seed: int = 0,
     head, gap = 40, 30  # px above the first row (column titles) and above every row (label)
     height = head + rows * (TILE + gap)
     fig, axes = plt.subplots(rows, 4, figsize=(4 * TILE / dpi, height / dpi), dpi=dpi)
-    fig.subplots_adjust(left=0.005, right=0.995, top=1 - (head + gap) / height, bottom=0.003,
-                        wspace=0.02, hspace=gap / TILE)
+    fig.subplots_adjust(
+        left=0.005, right=0.995, top=1 - (head + gap) / height, bottom=0.003, wspace=0.02, hspace=gap / TILE
+    )
     for ax in axes.ravel():
         ax.set_axis_off()
     for c, title in enumerate(("clean", "damaged", "mask (opacity)", f"damaged, {ZOOM}px zoom")):
-        fig.text((c + 0.5) / 4, 1 - 8 / height, title, fontsize=11, ha="center", va="top",
-                 weight="bold")
+        fig.text((c + 0.5) / 4, 1 - 8 / height, title, fontsize=11, ha="center", va="top", weight="bold")
 
     for i, (name, polarity, amount) in enumerate(examples):
         clean = load_example(name)
         damaged, mask = dustify(clean, seed + i, DamageParams(amount=amount), polarity)  # type: ignore[arg-type]
         d8 = np.rint(damaged * 255).astype(np.uint8)
-        ssim = structural_similarity(np.rint(clean * 255).astype(np.uint8), d8, channel_axis=-1,
-                                     data_range=255)
+        ssim = structural_similarity(np.rint(clean * 255).astype(np.uint8), d8, channel_axis=-1, data_range=255)
         y, x = (TILE - ZOOM) // 2, (TILE - ZOOM) // 3
         axes[i, 0].imshow(clean, interpolation="nearest")
         axes[i, 1].imshow(d8, interpolation="nearest")
-        axes[i, 1].add_patch(mpatches.Rectangle((x - 0.5, y - 0.5), ZOOM, ZOOM, fill=False,
-                                                edgecolor="yellow", linewidth=0.8))
+        axes[i, 1].add_patch(
+            mpatches.Rectangle((x - 0.5, y - 0.5), ZOOM, ZOOM, fill=False, edgecolor="yellow", linewidth=0.8)
+        )
         axes[i, 2].imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[i, 3].imshow(_zoom(d8, y, x), interpolation="nearest")
-        axes[i, 0].text(0, -6, f"{name}  |  {polarity}  |  amount {amount:.2f}  |  "
-                               f"SSIM {ssim:.3f}", fontsize=8, va="bottom")
+        axes[i, 0].text(
+            0, -6, f"{name}  |  {polarity}  |  amount {amount:.2f}  |  SSIM {ssim:.3f}", fontsize=8, va="bottom"
+        )
 
     # Sequence row: a slow pan over one picture.
     import skimage.data
@@ -115,7 +117,7 @@ def make_contact_sheet(out_path: str | Path, seed: int = 0,
     from .dustify import resize_center_crop
 
     base = resize_center_crop(skimage.data.astronaut(), 320).astype(np.float32) / 255.0
-    frames = [np.ascontiguousarray(base[20:20 + TILE, 8 * t:8 * t + TILE]) for t in range(9)]
+    frames = [np.ascontiguousarray(base[20 : 20 + TILE, 8 * t : 8 * t + TILE]) for t in range(9)]
     params = DamageParams(amount=0.2, scratch_rate=25.0)
     dmg, masks = dustify_sequence(frames, seed + 1000, params, "dark")
     r = rows - 1
@@ -125,9 +127,14 @@ def make_contact_sheet(out_path: str | Path, seed: int = 0,
     overlay[..., 0] = masks[0] > 0
     overlay[..., 1] = masks[8] > 0
     axes[r, 3].imshow(overlay, interpolation="nearest")
-    axes[r, 0].text(0, -6, "sequence: frames 0, 4, 8 (scratches persist and drift, dust is new "
-                           "each frame); masks of frames 0 (red) / 8 (green)", fontsize=8,
-                    va="bottom")
+    axes[r, 0].text(
+        0,
+        -6,
+        "sequence: frames 0, 4, 8 (scratches persist and drift, dust is new "
+        "each frame); masks of frames 0 (red) / 8 (green)",
+        fontsize=8,
+        va="bottom",
+    )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, pil_kwargs={"optimize": True})
@@ -137,8 +144,9 @@ def make_contact_sheet(out_path: str | Path, seed: int = 0,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: ``python -m filmclean.train.contact_sheet [-o PATH] [--seed N]``."""
-    ap = argparse.ArgumentParser(prog="python -m filmclean.train.contact_sheet",
-                                 description="Render the synthetic-damage contact sheet.")
+    ap = argparse.ArgumentParser(
+        prog="python -m filmclean.train.contact_sheet", description="Render the synthetic-damage contact sheet."
+    )
     ap.add_argument("-o", "--output", type=Path, default=Path("docs/damage_contact_sheet.png"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -103,29 +103,58 @@ _SKIMAGE = (
     ("gravel.png", "CC0-1.0", "CC0Textures"),
     ("hubble_deep_field.jpg", "public domain (NASA)", "NASA"),
     ("moon.png", "not stated (scikit-image sample data)", ""),
-    ("motorcycle_left.png", "Middlebury 2014 stereo data set (research use)",
-     "Scharstein et al., Middlebury College"),
-    ("motorcycle_right.png", "Middlebury 2014 stereo data set (research use)",
-     "Scharstein et al., Middlebury College"),
+    ("motorcycle_left.png", "Middlebury 2014 stereo data set (research use)", "Scharstein et al., Middlebury College"),
+    ("motorcycle_right.png", "Middlebury 2014 stereo data set (research use)", "Scharstein et al., Middlebury College"),
     ("retina.jpg", "CC0-1.0", "Mikael Haggstrom"),
     ("rocket.jpg", "public domain (SpaceX)", "SpaceX"),
 )
 
 # Photographs in opencv-doc's examples/data (logos, charts, drawings, text, paintings excluded).
 _OPENCV = (
-    "aero1.jpg", "aero3.jpg", "aloeL.jpg", "aloeR.jpg", "apple.jpg", "baboon.jpg",
-    "basketball1.png", "basketball2.png", "board.jpg", "box.png", "box_in_scene.png",
-    "building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg",
-    "graf1.png", "graf3.png", "home.jpg", "leuvenA.jpg", "leuvenB.jpg", "messi5.jpg",
-    "orange.jpg", "rubberwhale1.png", "rubberwhale2.png", "smarties.png", "squirrel_cls.jpg",
+    "aero1.jpg",
+    "aero3.jpg",
+    "aloeL.jpg",
+    "aloeR.jpg",
+    "apple.jpg",
+    "baboon.jpg",
+    "basketball1.png",
+    "basketball2.png",
+    "board.jpg",
+    "box.png",
+    "box_in_scene.png",
+    "building.jpg",
+    "butterfly.jpg",
+    "chicky_512.png",
+    "ela_original.jpg",
+    "fruits.jpg",
+    "graf1.png",
+    "graf3.png",
+    "home.jpg",
+    "leuvenA.jpg",
+    "leuvenB.jpg",
+    "messi5.jpg",
+    "orange.jpg",
+    "rubberwhale1.png",
+    "rubberwhale2.png",
+    "smarties.png",
+    "squirrel_cls.jpg",
     "stuff.jpg",
 )
 _OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
 
 # Photographic KDE wallpapers ("Autumn" is an illustration and is left out).
 _WALLPAPERS = (
-    "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
-    "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
+    "BytheWater",
+    "ColdRipple",
+    "ColorfulCups",
+    "DarkestHour",
+    "EveningGlow",
+    "FallenLeaf",
+    "Grey",
+    "Kite",
+    "OneStandsOut",
+    "Path",
+    "summer_1am",
 )
 _WALLPAPER_DIR = "usr/share/wallpapers"
 
@@ -133,18 +162,23 @@ _WALLPAPER_DIR = "usr/share/wallpapers"
 _GROUPS = {
     "skimage-motorcycle_left": "skimage-motorcycle",
     "skimage-motorcycle_right": "skimage-motorcycle",
-    "opencv-aero1": "opencv-aero", "opencv-aero3": "opencv-aero",
-    "opencv-aloeL": "opencv-aloe", "opencv-aloeR": "opencv-aloe",
-    "opencv-basketball1": "opencv-basketball", "opencv-basketball2": "opencv-basketball",
-    "opencv-box": "opencv-box", "opencv-box_in_scene": "opencv-box",
-    "opencv-graf1": "opencv-graf", "opencv-graf3": "opencv-graf",
-    "opencv-leuvenA": "opencv-leuven", "opencv-leuvenB": "opencv-leuven",
-    "opencv-rubberwhale1": "opencv-rubberwhale", "opencv-rubberwhale2": "opencv-rubberwhale",
+    "opencv-aero1": "opencv-aero",
+    "opencv-aero3": "opencv-aero",
+    "opencv-aloeL": "opencv-aloe",
+    "opencv-aloeR": "opencv-aloe",
+    "opencv-basketball1": "opencv-basketball",
+    "opencv-basketball2": "opencv-basketball",
+    "opencv-box": "opencv-box",
+    "opencv-box_in_scene": "opencv-box",
+    "opencv-graf1": "opencv-graf",
+    "opencv-graf3": "opencv-graf",
+    "opencv-leuvenA": "opencv-leuven",
+    "opencv-leuvenB": "opencv-leuven",
+    "opencv-rubberwhale1": "opencv-rubberwhale",
+    "opencv-rubberwhale2": "opencv-rubberwhale",
 }
 
-_CSV_FIELDS = ("name", "file", "group", "heldout", "source", "origin", "licence", "author",
-               "width", "height", "sha256")
-
+_CSV_FIELDS = ("name", "file", "group", "heldout", "source", "origin", "licence", "author", "width", "height", "sha256")
 
 
 def _group(name: str) -> str:
@@ -221,15 +255,24 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> l
         path = sk_dir / fname
         if path.is_file():
             name = f"skimage-{Path(fname).stem}"
-            out.append(CorpusImage(name, path, _group(name), "skimage", licence, author,
-                                   f"scikit-image:skimage/data/{fname}"))
+            out.append(
+                CorpusImage(name, path, _group(name), "skimage", licence, author, f"scikit-image:skimage/data/{fname}")
+            )
         else:
             warnings.warn(f"scikit-image sample {fname} not found", stacklevel=2)
     hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     if hopper.is_file():
-        out.append(CorpusImage("matplotlib-grace_hopper", hopper, "matplotlib-grace_hopper",
-                               "matplotlib", "public domain (US Navy photograph)", "US Navy",
-                               "matplotlib:mpl-data/sample_data/grace_hopper.jpg"))
+        out.append(
+            CorpusImage(
+                "matplotlib-grace_hopper",
+                hopper,
+                "matplotlib-grace_hopper",
+                "matplotlib",
+                "public domain (US Navy photograph)",
+                "US Navy",
+                "matplotlib:mpl-data/sample_data/grace_hopper.jpg",
+            )
+        )
     if debian:
         cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
         root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
@@ -238,12 +281,18 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> l
                 path = root / _OPENCV_DATA / fname
                 if path.is_file():
                     name = f"opencv-{Path(fname).stem}"
-                    out.append(CorpusImage(name, path, _group(name), "opencv-doc",
-                                           "Apache-2.0 AND BSD-3-Clause (OpenCV samples)",
-                                           "OpenCV contributors",
-                                           f"opencv-doc:/{_OPENCV_DATA}/{fname}"))
-        root = _deb_root("plasma-workspace-wallpapers", cache,
-                         f"{_WALLPAPER_DIR}/Path/contents/images/2560x1600.jpg")
+                    out.append(
+                        CorpusImage(
+                            name,
+                            path,
+                            _group(name),
+                            "opencv-doc",
+                            "Apache-2.0 AND BSD-3-Clause (OpenCV samples)",
+                            "OpenCV contributors",
+                            f"opencv-doc:/{_OPENCV_DATA}/{fname}",
+                        )
+                    )
+        root = _deb_root("plasma-workspace-wallpapers", cache, f"{_WALLPAPER_DIR}/Path/contents/images/2560x1600.jpg")
         if root is not None:
             for wall in _WALLPAPERS:
                 folder = root / _WALLPAPER_DIR / wall
@@ -251,14 +300,23 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> l
                 if path.is_file():
                     licence, author = _wallpaper_meta(folder)
                     name = f"wallpaper-{wall}"
-                    out.append(CorpusImage(
-                        name, path, name, "plasma-wallpapers", licence or "LGPL-3.0", author,
-                        f"plasma-workspace-wallpapers:/{path.relative_to(root).as_posix()}"))
+                    out.append(
+                        CorpusImage(
+                            name,
+                            path,
+                            name,
+                            "plasma-wallpapers",
+                            licence or "LGPL-3.0",
+                            author,
+                            f"plasma-workspace-wallpapers:/{path.relative_to(root).as_posix()}",
+                        )
+                    )
     return sorted(out, key=lambda im: im.name)
 
 
-def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
-                   debian: bool = True) -> list[dict[str, str]]:
+def collect_corpus(
+    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True
+) -> list[dict[str, str]]:
     """Copy the corpus into ``out_dir`` and write ``sources.csv`` and ``test_list.txt``.
 
     Files are copied byte for byte (PNG stays PNG, JPEG stays JPEG), each written atomically;
@@ -288,21 +346,30 @@ def collect_corpus(out_dir: str | Path, cache_dir: str | Path | None = None, *,
         ext = ".jpg" if im.path.suffix.lower() in (".jpg", ".jpeg") else ".png"
         fname = im.name + ext
         write_bytes_atomically(out / fname, data)
-        rows.append({
-            "name": im.name, "file": fname, "group": im.group,
-            "heldout": "1" if im.name in HELD_OUT else "0", "source": im.source,
-            "origin": im.origin, "licence": im.licence, "author": im.author,
-            "width": str(arr.shape[1]), "height": str(arr.shape[0]),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        })
+        rows.append(
+            {
+                "name": im.name,
+                "file": fname,
+                "group": im.group,
+                "heldout": "1" if im.name in HELD_OUT else "0",
+                "source": im.source,
+                "origin": im.origin,
+                "licence": im.licence,
+                "author": im.author,
+                "width": str(arr.shape[1]),
+                "height": str(arr.shape[0]),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomically(out / "sources.csv", buf.getvalue().encode("utf-8"))
     held = [r["name"] for r in rows if r["heldout"] == "1"]
-    text = ("# Held-out test images: never use them for training (filmclean.train.corpus).\n"
-            + "".join(f"{n}\n" for n in held))
+    text = "# Held-out test images: never use them for training (filmclean.train.corpus).\n" + "".join(
+        f"{n}\n" for n in held
+    )
     write_bytes_atomically(out / "test_list.txt", text.encode("utf-8"))
     return rows
 
@@ -367,14 +434,20 @@ def main(argv: Iterable[str] | None = None) -> int:
     ``python -m filmclean.train.corpus --clips DIR [--cache DIR]`` for the real clips."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m filmclean.train.corpus",
-                                 description="Collect the offline clean-photo corpus (or, with --clips, the real clips).")
+    ap = argparse.ArgumentParser(
+        prog="python -m filmclean.train.corpus",
+        description="Collect the offline clean-photo corpus (or, with --clips, the real clips).",
+    )
     ap.add_argument("out_dir", type=Path, nargs="?")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="download/unpack cache for Debian packages")
+    ap.add_argument("--cache", type=Path, default=None, help="download/unpack cache for Debian packages")
     ap.add_argument("--no-debian", action="store_true", help="Python packages only")
-    ap.add_argument("--clips", type=Path, default=None, metavar="DIR",
-                    help="copy the opencv-doc clips (vtest.avi, tree.avi) into DIR instead")
+    ap.add_argument(
+        "--clips",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy the opencv-doc clips (vtest.avi, tree.avi) into DIR instead",
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.clips is not None:
         if args.out_dir is not None:
@@ -386,8 +459,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         except (RuntimeError, OSError, FilmcleanError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"{len(paths)} clips in {args.clips}: " + ", ".join(p.name for p in paths)
-              + " (frames 600-794 of vtest.avi and all of tree.avi are reserved for testing)")
+        print(
+            f"{len(paths)} clips in {args.clips}: "
+            + ", ".join(p.name for p in paths)
+            + " (frames 600-794 of vtest.avi and all of tree.avi are reserved for testing)"
+        )
         return 0
     if args.out_dir is None:
         ap.error("OUT_DIR is required (or --clips DIR)")
@@ -396,8 +472,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     by_source: dict[str, int] = {}
     for r in rows:
         by_source[r["source"]] = by_source.get(r["source"], 0) + 1
-    print(f"{len(rows)} images in {args.out_dir} ({held} held out for testing): "
-          + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())))
+    print(
+        f"{len(rows)} images in {args.out_dir} ({held} held out for testing): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items()))
+    )
     return 0 if rows else 1
 
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,8 @@ STREAM_CROP, STREAM_DAMAGE, STREAM_AUGMENT = 0, 1, 2
 
 def sample_rng(seed: int, epoch: int, index: int, stream: int) -> np.random.Generator:
     """The NumPy generator for one random stream of one item (pure function of its arguments)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(epoch), int(index), int(stream)])))
+    entropy = [int(seed), int(epoch), int(index), int(stream)]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 # -- image files ------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class AugmentDraw:
     contrast: float | None
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, p: AugmentParams = PAPER_AUGMENT) -> "AugmentDraw":
+    def draw(cls, rng: np.random.Generator, p: AugmentParams = PAPER_AUGMENT) -> AugmentDraw:
         u = rng.random(5)
         warp = tuple(float(v) for v in rng.uniform(-p.warp_magnitude, p.warp_magnitude, 4))
         zoom = (float(rng.uniform(1.0, p.zoom_max)), float(rng.random()), float(rng.random()))
@@ -312,7 +314,9 @@ class PairsDataset(Dataset):
         damaged = read_image(self.dir / "damaged" / f"{name}.png")
         clean = read_image(self.dir / "clean" / f"{name}.png")
         if damaged.shape != clean.shape:
-            raise InputError(f"pair {name!r}: damaged and clean images differ in size", self.dir / "damaged" / f"{name}.png")
+            raise InputError(
+                f"pair {name!r}: damaged and clean images differ in size", self.dir / "damaged" / f"{name}.png"
+            )
         if self.has_mask:
             mask = read_image(self.dir / "mask" / f"{name}.png", channels=1)
             if mask.shape != clean.shape[:2]:
@@ -321,7 +325,10 @@ class PairsDataset(Dataset):
             mask = np.zeros(clean.shape[:2], np.float32)
         h, w = clean.shape[:2]
         if h < self.size or w < self.size:
-            raise InputError(f"pair {name!r} is {w}x{h}, smaller than the training size {self.size}", self.dir / "clean" / f"{name}.png")
+            raise InputError(
+                f"pair {name!r} is {w}x{h}, smaller than the training size {self.size}",
+                self.dir / "clean" / f"{name}.png",
+            )
         if h != self.size or w != self.size:
             crop_rng = sample_rng(self.seed, self.epoch, index, STREAM_CROP) if self.augment else None
             stack = _crop_square(np.concatenate([damaged, clean, mask[:, :, None]], axis=2), self.size, crop_rng)

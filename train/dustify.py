@@ -14,24 +14,26 @@ Layout written by :func:`build_pairs`::
                                     damaged PNG differs from the clean PNG
     OUT/manifest.json               sizes, seed, polarity, split lists, per-pair damage SSIM ...
 
-Every file is written atomically (temporary file + rename); the manifest is written last, so a
-directory without ``manifest.json`` holds an unfinished build.
+Every file is written atomically (:func:`filmclean.io.write_bytes_atomically`: a hidden partial
+name, then a rename); the manifest is written last, so a directory without ``manifest.json``
+holds an unfinished build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, OutputError
 from ..io import write_bytes_atomically
+from .polarity import canonical_polarity
 from .synth import DamageParams, apply_damage, render_damage
 
 __all__ = [
@@ -47,15 +49,15 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "filmclean-dustified-pairs"
-def _write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary name, then rename), creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(path, data)
-
-
 MANIFEST_VERSION = 1
 SPLITS = ("train", "valid", "test")
 
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`filmclean.io.write_bytes_atomically`), creating
+    its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, data)
 
 
 def list_images(clean_dir: str | Path) -> dict[str, Path]:
@@ -73,18 +75,20 @@ def list_images(clean_dir: str | Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
             if path.stem in found:
-                raise InputError(f"two images are named {path.stem!r} "
-                                 f"({found[path.stem].name}, {path.name})", folder)
+                raise InputError(f"two images are named {path.stem!r} ({found[path.stem].name}, {path.name})", folder)
             found[path.stem] = path
     if not found:
-        raise InputError("no images found (expected " + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")",
-                         folder)
+        raise InputError("no images found (expected " + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")", folder)
     return dict(sorted(found.items()))
 
 
-def split_names(names: Iterable[str], split: Sequence[float] = (8, 1, 1), seed: int = 0,
-                test_names: Iterable[str] = (), groups: Mapping[str, str] | None = None
-                ) -> dict[str, list[str]]:
+def split_names(
+    names: Iterable[str],
+    split: Sequence[float] = (8, 1, 1),
+    seed: int = 0,
+    test_names: Iterable[str] = (),
+    groups: Mapping[str, str] | None = None,
+) -> dict[str, list[str]]:
     """Split image names into train/valid/test.
 
     Names of the same group (``groups[name]``; a name is its own group by default) always land in
@@ -138,25 +142,24 @@ def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
     if (nw, nh) != (w, h):
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
     y0, x0 = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(image[y0:y0 + size, x0:x0 + size])
+    return np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size])
 
 
 def _name_seed(seed: int, size: int, name: str) -> np.random.SeedSequence:
     digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return np.random.SeedSequence([int(seed) & (2**63 - 1), int(size),
-                                   int.from_bytes(digest[:8], "little")])
+    return np.random.SeedSequence([int(seed) & (2**63 - 1), int(size), int.from_bytes(digest[:8], "little")])
 
 
-def dustify_pair(clean8: np.ndarray, seed: np.random.SeedSequence | int,
-                 params: DamageParams | None = None, polarity: str = "dark"
-                 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | str]]:
+def dustify_pair(
+    clean8: np.ndarray, seed: np.random.SeedSequence | int, params: DamageParams | None = None, polarity: str = "dark"
+) -> tuple[np.ndarray, np.ndarray, dict[str, float | str]]:
     """Damage one 8-bit RGB image and quantise the result to 8 bits.
 
     Args:
         clean8: (H, W, 3) uint8 RGB.
         seed: seed of the damage pattern.
         params: damage parameters.
-        polarity: "dark", "light" or "random".
+        polarity: "dark", "light" or "any" (:mod:`~filmclean.train.polarity`).
 
     Returns:
         ``(damaged8, mask8, info)``: (H, W, 3) uint8, (H, W) uint8 with ``mask8 > 0`` exactly where
@@ -168,8 +171,7 @@ def dustify_pair(clean8: np.ndarray, seed: np.random.SeedSequence | int,
     from skimage.metrics import structural_similarity
 
     clean = clean8.astype(np.float32) * np.float32(1.0 / 255.0)
-    damage = render_damage(clean8.shape[0], clean8.shape[1], np.random.default_rng(seed),
-                           params, polarity)  # type: ignore[arg-type]
+    damage = render_damage(clean8.shape[0], clean8.shape[1], np.random.default_rng(seed), params, polarity)  # type: ignore[arg-type]
     damaged, mask = apply_damage(clean, damage)
     damaged8 = np.clip(np.rint(damaged * 255.0), 0, 255).astype(np.uint8)
     changed = (damaged8 != clean8).any(axis=-1)
@@ -178,8 +180,7 @@ def dustify_pair(clean8: np.ndarray, seed: np.random.SeedSequence | int,
     if side < 3:
         raise ValueError(f"image too small for SSIM: {clean8.shape[:2]}")
     win = min(7, side if side % 2 else side - 1)  # skimage's default 7 unless the image is tinier
-    ssim = float(structural_similarity(clean8, damaged8, channel_axis=-1, data_range=255,
-                                       win_size=win))
+    ssim = float(structural_similarity(clean8, damaged8, channel_axis=-1, data_range=255, win_size=win))
     info: dict[str, float | str] = {
         "ssim": round(ssim, 5),
         "polarity": damage.polarity,
@@ -216,11 +217,20 @@ def _read_rgb8(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int] = (64, 128, 256),
-                seed: int = 0, polarity: str = "dark", split: Sequence[float] = (8, 1, 1),
-                test_names: Iterable[str] = (), *, groups: Mapping[str, str] | None = None,
-                params: DamageParams | None = None, overwrite: bool = False,
-                progress: Callable[[str], None] | None = None) -> dict:
+def build_pairs(
+    clean_dir: str | Path,
+    out_dir: str | Path,
+    sizes: Sequence[int] = (64, 128, 256),
+    seed: int = 0,
+    polarity: str = "dark",
+    split: Sequence[float] = (8, 1, 1),
+    test_names: Iterable[str] = (),
+    *,
+    groups: Mapping[str, str] | None = None,
+    params: DamageParams | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Write clean/damaged/mask PNG triplets at every size and a manifest; return the manifest.
 
     Args:
@@ -229,8 +239,10 @@ def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int]
         sizes: square output sizes in px, e.g. (64, 128, 256).
         seed: master seed. The pattern of (name, size) depends only on seed, size and name, so it
             is independent of the other images and of their order.
-        polarity: "dark" (slides/prints), "light" (negatives) or "both" (each pair is dark or
-            light with probability 1/2; the one used is in the manifest).
+        polarity: "dark" (slides/prints), "light" (negatives) or "any" (each pair is dark or light
+            with probability 1/2, whatever ``params.p_light`` says; the one used is in the
+            manifest). The older word "both" means "any" (:mod:`~filmclean.train.polarity`); the
+            manifest records the word given.
         split: train:valid:test ratio; see :func:`split_names`.
         test_names: names (file names without extension) forced into the test split; names not in
             ``clean_dir`` are listed under ``test_list_missing`` in the manifest.
@@ -244,7 +256,7 @@ def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int]
         The manifest dict also written to ``out_dir/manifest.json``.
 
     Raises:
-        InputError: missing/empty/unreadable input, bad sizes or split.
+        InputError: missing/empty/unreadable input, bad sizes, polarity or split.
         OutputError: the output cannot be written, is the input folder, or holds a manifest and
             ``overwrite`` is False.
     """
@@ -252,60 +264,31 @@ def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int]
     size_list = sorted({int(s) for s in sizes})
     if not size_list or size_list[0] < 8:
         raise InputError(f"sizes must be integers >= 8, got {list(sizes)}")
-    if polarity not in ("dark", "light", "both"):
-        raise InputError(f"polarity must be dark, light or both, got {polarity!r}")
+    p, pol = _pair_damage(params, polarity)
     try:
         parts = split_names(images, split, seed, test_names, groups)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError("exists and is not a directory", out)
-    if out.exists() and out.resolve() == Path(clean_dir).resolve():
-        raise OutputError("output directory must differ from the clean-image directory", out)
-    manifest_path = out / MANIFEST_NAME
-    if manifest_path.exists():
-        if not overwrite:
-            raise OutputError("already holds a data set (manifest.json); use --overwrite", out)
-        manifest_path.unlink()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create: {exc.strerror or exc}", out) from exc
-
-    p = params or DamageParams()
-    pol = polarity
-    if polarity == "both":
-        p, pol = replace(p, p_light=0.5), "random"
+    out = _prepare_output(Path(clean_dir), Path(out_dir), overwrite)
     split_of = {name: s for s, names in parts.items() for name in names}
-    group_of = {name: (groups or {}).get(name, name) for name in images}
-    forced = sorted(set(test_names))
     per_image: dict[str, dict] = {}
     for name, path in images.items():
         rgb = _read_rgb8(path)
-        pairs: dict[str, dict] = {}
-        for size in size_list:
-            clean8 = resize_center_crop(rgb, size)
-            damaged8, mask8, info = dustify_pair(clean8, _name_seed(seed, size, name), p, pol)
-            base = out / str(size)
-            _write_png(base / "clean" / f"{name}.png", clean8)
-            _write_png(base / "damaged" / f"{name}.png", damaged8)
-            _write_png(base / "mask" / f"{name}.png", mask8)
-            pairs[str(size)] = info
-        per_image[name] = {"file": path.name, "split": split_of[name], "group": group_of[name],
-                           "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                           "pairs": pairs}
+        pairs = {
+            str(size): _write_pair(out, name, rgb, size, _name_seed(seed, size, name), p, pol) for size in size_list
+        }
+        per_image[name] = {
+            "file": path.name,
+            "split": split_of[name],
+            "group": (groups or {}).get(name, name),
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "pairs": pairs,
+        }
         if progress is not None:
             progress(name)
-
-    summary = {}
-    for size in size_list:
-        vals = np.array([per_image[n]["pairs"][str(size)]["ssim"] for n in per_image], float)
-        summary[str(size)] = {"mean": round(float(vals.mean()), 4),
-                              "std": round(float(vals.std()), 4),
-                              "min": round(float(vals.min()), 4),
-                              "max": round(float(vals.max()), 4)}
-    manifest = {
+    forced = sorted(set(test_names))
+    manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
         "clean_dir": str(Path(clean_dir).resolve()),
@@ -317,16 +300,80 @@ def build_pairs(clean_dir: str | Path, out_dir: str | Path, sizes: Sequence[int]
         "test_list": forced,
         "test_list_missing": sorted(set(forced) - set(images)),
         "layout": "<size>/{clean,damaged,mask}/<name>.png",
-        "ssim_summary": summary,
+        "ssim_summary": _ssim_summary(per_image, size_list),
         "images": per_image,
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()},
     }
     if manifest["test_list_missing"]:
-        warnings.warn(f"{len(manifest['test_list_missing'])} test-list names are not in "
-                      f"{clean_dir}", stacklevel=2)
+        warnings.warn(f"{len(manifest['test_list_missing'])} test-list names are not in {clean_dir}", stacklevel=2)
+    _write_manifest(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _pair_damage(params: DamageParams | None, polarity: str) -> tuple[DamageParams, str]:
+    """The damage parameters and polarity every pair is drawn with: for ``any``, light with
+    probability 1/2 (``p_light`` overridden). Raises :class:`InputError` for an unknown polarity."""
+    try:
+        pol = canonical_polarity(polarity)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    p = params or DamageParams()
+    if pol == "any":
+        p = replace(p, p_light=0.5)
+    return p, pol
+
+
+def _prepare_output(clean_dir: Path, out: Path, overwrite: bool) -> Path:
+    """Check ``out`` (a folder, not ``clean_dir``, without a manifest unless ``overwrite``, which
+    deletes it) and create it. Raises :class:`OutputError`."""
+    if out.exists() and not out.is_dir():
+        raise OutputError("exists and is not a directory", out)
+    if out.exists() and out.resolve() == clean_dir.resolve():
+        raise OutputError("output directory must differ from the clean-image directory", out)
+    manifest_path = out / MANIFEST_NAME
+    if manifest_path.exists():
+        if not overwrite:
+            raise OutputError("already holds a data set (manifest.json); use --overwrite", out)
+        manifest_path.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create: {exc.strerror or exc}", out) from exc
+    return out
+
+
+def _write_pair(
+    out: Path, name: str, rgb: np.ndarray, size: int, seed: np.random.SeedSequence, params: DamageParams, polarity: str
+) -> dict[str, float | str]:
+    """Resize and crop ``rgb`` to ``size``, damage it (:func:`dustify_pair`), write the clean,
+    damaged and mask PNGs of ``name`` under ``out/<size>/``; returns the pair's manifest info."""
+    clean8 = resize_center_crop(rgb, size)
+    damaged8, mask8, info = dustify_pair(clean8, seed, params, polarity)
+    base = out / str(size)
+    _write_png(base / "clean" / f"{name}.png", clean8)
+    _write_png(base / "damaged" / f"{name}.png", damaged8)
+    _write_png(base / "mask" / f"{name}.png", mask8)
+    return info
+
+
+def _ssim_summary(per_image: Mapping[str, dict], sizes: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Mean, standard deviation, minimum and maximum of the pairs' damage SSIM at each size."""
+    summary = {}
+    for size in sizes:
+        vals = np.array([info["pairs"][str(size)]["ssim"] for info in per_image.values()], float)
+        summary[str(size)] = {
+            "mean": round(float(vals.mean()), 4),
+            "std": round(float(vals.std()), 4),
+            "min": round(float(vals.min()), 4),
+            "max": round(float(vals.max()), 4),
+        }
+    return summary
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    """Write ``manifest`` as JSON (last, so that a folder with a manifest holds a finished build)."""
     text = json.dumps(manifest, indent=1, allow_nan=False)
     try:
-        _write_file(manifest_path, (text + "\n").encode("utf-8"))
+        _write_file(path, (text + "\n").encode("utf-8"))
     except OSError as exc:
-        raise OutputError(f"cannot write: {exc.strerror or exc}", manifest_path) from exc
-    return manifest
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path) from exc

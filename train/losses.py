@@ -109,7 +109,7 @@ def d_ssim(a: Tensor, b: Tensor, window: int = 5) -> Tensor:
     if min(h, w) <= r:
         pad = (r, r, r, r)
         smap = ssim(F.pad(a, pad, mode="replicate"), F.pad(b, pad, mode="replicate"), window, max_val=1.0)
-        return 1.0 - smap[..., r:r + h, r:r + w].mean()
+        return 1.0 - smap[..., r : r + h, r : r + w].mean()
     return 1.0 - ssim(a, b, window, max_val=1.0).mean()
 
 
@@ -129,8 +129,9 @@ class _Base(nn.Module):
         img = img.float()
         return (img - self.mean) / self.std if self.imagenet_space else img
 
-    def _mask_term(self, mask: Tensor | None, batch: dict[str, Tensor], total: Tensor,
-                   terms: dict[str, float]) -> Tensor:
+    def _mask_term(
+        self, mask: Tensor | None, batch: dict[str, Tensor], total: Tensor, terms: dict[str, float]
+    ) -> Tensor:
         if self.mask_weight <= 0 or mask is None:
             return total
         if "mask" not in batch:
@@ -144,7 +145,9 @@ class _Base(nn.Module):
 class MSELoss(_Base):
     """Baseline: ``L = MSE(hat(P), hat(T))`` (see the module docstring). Terms: ``mse``."""
 
-    def forward(self, net_out: Tensor | tuple[Tensor, Tensor], batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def forward(
+        self, net_out: Tensor | tuple[Tensor, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
         pred, mask = prediction(net_out, batch)
         mse = F.mse_loss(self.pixels(pred), self.pixels(batch["target"]))
         terms = {"mse": float(mse.detach())}
@@ -169,9 +172,18 @@ class PerceptualLoss(_Base):
         imagenet_space, mask_weight: see the module docstring.
     """
 
-    def __init__(self, vgg: nn.Module, layer_weights: Sequence[float], content: str = "mae", pixel_ssim: bool = False,
-                 pixel_mae: bool = True, gram_scale: float = GRAM_SCALE, ssim_window: int = 5,
-                 imagenet_space: bool = True, mask_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        vgg: nn.Module,
+        layer_weights: Sequence[float],
+        content: str = "mae",
+        pixel_ssim: bool = False,
+        pixel_mae: bool = True,
+        gram_scale: float = GRAM_SCALE,
+        ssim_window: int = 5,
+        imagenet_space: bool = True,
+        mask_weight: float = 0.0,
+    ) -> None:
         super().__init__(imagenet_space=imagenet_space, mask_weight=mask_weight)
         if content not in ("mae", "ssim"):
             raise ValueError(f"content must be 'mae' or 'ssim', got {content!r}")
@@ -200,7 +212,9 @@ class PerceptualLoss(_Base):
             return d_ssim(a, b, self.ssim_window)
         return F.l1_loss(a, b)
 
-    def forward(self, net_out: Tensor | tuple[Tensor, Tensor], batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def forward(
+        self, net_out: Tensor | tuple[Tensor, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
         pred, mask = prediction(net_out, batch)
         target = batch["target"]
         p_pix, t_pix = self.pixels(pred), self.pixels(target)
@@ -231,9 +245,13 @@ def _default_vgg() -> nn.Module:
 
 def _perceptual(weights: Sequence[float], content: str, pixel_ssim: bool) -> Callable[..., nn.Module]:
     def make(vgg: nn.Module | None = None, layer_weights: Sequence[float] | None = None, **kw: Any) -> nn.Module:
-        return PerceptualLoss(vgg if vgg is not None else _default_vgg(),
-                              layer_weights if layer_weights is not None else weights,
-                              content=content, pixel_ssim=pixel_ssim, **kw)
+        return PerceptualLoss(
+            vgg if vgg is not None else _default_vgg(),
+            layer_weights if layer_weights is not None else weights,
+            content=content,
+            pixel_ssim=pixel_ssim,
+            **kw,
+        )
 
     return make
 

@@ -30,8 +30,18 @@ from torch.nn import functional as F
 
 
 class MaskGuidedLoss(nn.Module):
-    def __init__(self, pos_weight: float = 1.0, min_opacity: float = 0.1, dilate: int = 2, w_bce: float = 1.0, w_dice: float = 0.5,
-                 w_out: float = 10.0, w_ssim: float = 2.0, w_repair: float = 4.0, w_keep: float = 0.5) -> None:
+    def __init__(
+        self,
+        pos_weight: float = 1.0,
+        min_opacity: float = 0.1,
+        dilate: int = 2,
+        w_bce: float = 1.0,
+        w_dice: float = 0.5,
+        w_out: float = 10.0,
+        w_ssim: float = 2.0,
+        w_repair: float = 4.0,
+        w_keep: float = 0.5,
+    ) -> None:
         super().__init__()
         self.pos_weight = float(pos_weight)
         self.min_opacity = float(min_opacity)
@@ -49,7 +59,9 @@ class MaskGuidedLoss(nn.Module):
         faint = ((opacity > 0) & (opacity < self.min_opacity)).to(prob.dtype)
         p = prob
         weight = (1.0 + (self.pos_weight - 1.0) * true) * (1.0 - faint)
-        bce = F.binary_cross_entropy_with_logits(logits, true, weight=weight, reduction="sum") / weight.sum().clamp_min(1.0)
+        bce = F.binary_cross_entropy_with_logits(logits, true, weight=weight, reduction="sum") / weight.sum().clamp_min(
+            1.0
+        )
         inter = (p * true).sum(dim=(1, 2, 3))
         dice = 1.0 - ((2 * inter + 1.0) / (p.sum(dim=(1, 2, 3)) + true.sum(dim=(1, 2, 3)) + 1.0)).mean()
         out = (x + prob * (restored - x)).clamp(0.0, 1.0)

@@ -45,9 +45,10 @@ workers inherit that setting.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,16 @@ from torch.utils.data import Dataset
 
 from filmclean.errors import InputError
 
-from .data import IMAGE_SUFFIXES, STREAM_AUGMENT, STREAM_CROP, STREAM_DAMAGE, VALID_EPOCH, read_image, resize, sample_rng
+from .data import (
+    IMAGE_SUFFIXES,
+    STREAM_AUGMENT,
+    STREAM_CROP,
+    STREAM_DAMAGE,
+    VALID_EPOCH,
+    read_image,
+    resize,
+    sample_rng,
+)
 
 #: further random streams of one item (besides data.STREAM_CROP / STREAM_DAMAGE / STREAM_AUGMENT)
 STREAM_SEQUENCE, STREAM_SOURCE = 3, 4
@@ -121,7 +131,9 @@ def _smooth_field(rng: np.random.Generator, side: int, amplitude: float, grid: i
     return np.clip(field, -amplitude, amplitude)
 
 
-def _affine_map(size: int, patch_side: int, shift: np.ndarray, angle: float, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+def _affine_map(
+    size: int, patch_side: int, shift: np.ndarray, angle: float, zoom: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Sampling maps ``(size, size)`` into a square patch: output pixel ``p`` samples
     ``centre + shift + zoom * R(angle) (p - output centre)``."""
     c = (patch_side - 1) / 2.0
@@ -148,11 +160,17 @@ def _region(image: np.ndarray, side: float, rng: np.random.Generator, out_side: 
     s = int(round(min(max(side, 2.0), h, w)))
     y = int(rng.integers(0, h - s + 1))
     x = int(rng.integers(0, w - s + 1))
-    return resize(np.ascontiguousarray(image[y:y + s, x:x + s], dtype=np.float32), out_side, out_side)
+    return resize(np.ascontiguousarray(image[y : y + s, x : x + s], dtype=np.float32), out_side, out_side)
 
 
-def _paste_object(frames: list[np.ndarray], image: np.ndarray, region_side: float, patch_side: int,
-                  rng: np.random.Generator, p: MotionParams) -> None:
+def _paste_object(
+    frames: list[np.ndarray],
+    image: np.ndarray,
+    region_side: float,
+    patch_side: int,
+    rng: np.random.Generator,
+    p: MotionParams,
+) -> None:
     """Paste a soft-edged elliptical patch of ``image`` over the frames (in place), moving on its own."""
     import cv2
 
@@ -170,16 +188,23 @@ def _paste_object(frames: list[np.ndarray], image: np.ndarray, region_side: floa
     offsets = (pos - vel[0], pos, pos + vel[1])
     for frame, (ox, oy) in zip(frames, offsets):
         m = np.array([[1.0, 0.0, ox], [0.0, 1.0, oy]], np.float32)
-        layer = cv2.warpAffine(rgba, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        layer = cv2.warpAffine(
+            rgba, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         a = layer[..., 3:4]
         frame *= 1.0 - a
         frame += layer[..., :3]
         np.clip(frame, 0.0, 1.0, out=frame)
 
 
-def camera_motion_triplet(image: np.ndarray, size: int, rng: np.random.Generator, *,
-                          crop_scale: tuple[float, float] = (0.5, 1.0),
-                          params: MotionParams = DEFAULT_MOTION) -> list[np.ndarray]:
+def camera_motion_triplet(
+    image: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    crop_scale: tuple[float, float] = (0.5, 1.0),
+    params: MotionParams = DEFAULT_MOTION,
+) -> list[np.ndarray]:
     """Frames ``t-1, t, t+1`` (each ``(size, size, 3)`` float32 in ``[0, 1]``) of a camera moving
     over the clean still ``image`` (``(H, W, 3)`` float in ``[0, 1]``).
 
@@ -209,7 +234,7 @@ def camera_motion_triplet(image: np.ndarray, size: int, rng: np.random.Generator
             step *= limit / norm
         angle = math.radians(float(rng.uniform(-params.rotate_deg, params.rotate_deg)))
         zoom = 1.0 + float(rng.uniform(-params.zoom, params.zoom))
-        mx, my = _affine_map(size, patch_side, base + sign * step, sign * angle, zoom ** sign)
+        mx, my = _affine_map(size, patch_side, base + sign * step, sign * angle, zoom**sign)
         if rng.random() < params.warp_p:
             field = _smooth_field(rng, size, params.warp_px)
             mx += field[..., 0]
@@ -225,8 +250,9 @@ def camera_motion_triplet(image: np.ndarray, size: int, rng: np.random.Generator
 # -- real clips --------------------------------------------------------------------------------
 
 
-def read_clip_frames(path: str | Path, first: int, last: int, max_side: int | None = None, *,
-                     as_uint8: bool = False) -> np.ndarray:
+def read_clip_frames(
+    path: str | Path, first: int, last: int, max_side: int | None = None, *, as_uint8: bool = False
+) -> np.ndarray:
     """Frames ``first..last`` (inclusive, 0-based decode order) of a video file, decoded with PyAV.
 
     Returns ``(N, H, W, 3)`` RGB, float32 in ``[0, 1]`` (or uint8 with ``as_uint8``, 4x less
@@ -276,8 +302,13 @@ def _as_float(frame: np.ndarray) -> np.ndarray:
     return np.asarray(frame, dtype=np.float32)
 
 
-def clip_triplet(frames: np.ndarray | Sequence[np.ndarray], size: int, rng: np.random.Generator, *,
-                 crop_scale: tuple[float, float] = (0.5, 1.0)) -> list[np.ndarray]:
+def clip_triplet(
+    frames: np.ndarray | Sequence[np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    *,
+    crop_scale: tuple[float, float] = (0.5, 1.0),
+) -> list[np.ndarray]:
     """Three consecutive frames at a random position of ``frames`` (``(N, H, W, 3)`` uint8 or float
     in ``[0, 1]``, N >= 3), all cut by the same random square of ``u * short side`` (``u ~
     U(crop_scale)``) and resized to ``size``: a list of three ``(size, size, 3)`` float32."""
@@ -292,13 +323,19 @@ def clip_triplet(frames: np.ndarray | Sequence[np.ndarray], size: int, rng: np.r
     x = int(rng.integers(0, w - side + 1))
     out = []
     for k in range(3):
-        crop = _as_float(frames[t + k][y:y + side, x:x + side])
+        crop = _as_float(frames[t + k][y : y + side, x : x + side])
         out.append(np.clip(resize(np.ascontiguousarray(crop), size, size), 0.0, 1.0))
     return out
 
 
-def clip_triplets(frames: np.ndarray | Sequence[np.ndarray], size: int, rng: np.random.Generator, count: int, *,
-                  crop_scale: tuple[float, float] = (0.5, 1.0)) -> list[list[np.ndarray]]:
+def clip_triplets(
+    frames: np.ndarray | Sequence[np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    count: int,
+    *,
+    crop_scale: tuple[float, float] = (0.5, 1.0),
+) -> list[list[np.ndarray]]:
     """``count`` random triplets of :func:`clip_triplet`."""
     return [clip_triplet(frames, size, rng, crop_scale=crop_scale) for _ in range(int(count))]
 
@@ -467,11 +504,14 @@ class TemporalDataset(Dataset):
         others = [n for n in self.names if n != own]
         if others:
             photo = self._photo(others[int(rng.integers(0, len(others)))])
-            return np.clip(_region(photo, min(photo.shape[:2]) * rng.uniform(*self.crop_scale), rng, self.size), 0.0, 1.0)
+            side = min(photo.shape[:2]) * rng.uniform(*self.crop_scale)
+            return np.clip(_region(photo, side, rng, self.size), 0.0, 1.0)
         if self.clips:
-            return clip_triplet(self.clips[int(rng.integers(0, len(self.clips)))], self.size, rng, crop_scale=self.crop_scale)[1]
+            clip = self.clips[int(rng.integers(0, len(self.clips)))]
+            return clip_triplet(clip, self.size, rng, crop_scale=self.crop_scale)[1]
         photo = self._photo(own)  # type: ignore[arg-type]
-        return np.clip(np.rot90(_region(photo, min(photo.shape[:2]) * rng.uniform(*self.crop_scale), rng, self.size), 2), 0.0, 1.0)
+        side = min(photo.shape[:2]) * rng.uniform(*self.crop_scale)
+        return np.clip(np.rot90(_region(photo, side, rng, self.size), 2), 0.0, 1.0)
 
     def frames(self, index: int) -> tuple[list[np.ndarray], np.random.Generator]:
         """The three clean frames of item ``index`` after augmentation (flip, rotation, time
@@ -516,9 +556,11 @@ class TemporalDataset(Dataset):
             damaged[1], masks[1] = target, np.zeros(target.shape[:2], np.float32)
             if damage_rng.random() < 0.5:  # the neighbours undamaged too
                 damaged[0], damaged[2] = frames[0], frames[2]
-        stack = sequence_input(np.asarray(damaged[1], np.float32),
-                               np.asarray(damaged[0], np.float32) if present[0] else None,
-                               np.asarray(damaged[2], np.float32) if present[1] else None)
+        stack = sequence_input(
+            np.asarray(damaged[1], np.float32),
+            np.asarray(damaged[0], np.float32) if present[0] else None,
+            np.asarray(damaged[2], np.float32) if present[1] else None,
+        )
         return {
             "input": torch.from_numpy(stack),
             "target": _to_chw(target),

@@ -1,11 +1,13 @@
-"""Media input/output: still images and image sequences (:mod:`.images`), video files (:mod:`.video`).
+"""Media input/output: still images and image sequences (:mod:`.images`, with the per-format codecs in
+:mod:`.formats`), video files (:mod:`.video` reads, :mod:`.video_write` writes, :mod:`.pixfmt`
+converts pixel formats, :mod:`.matroska` reads Matroska durations).
 
-Frame contract shared by both modules: pixels travel as C-contiguous ``float32`` arrays of shape
+Frame contract shared by images and video: pixels travel as C-contiguous ``float32`` arrays of shape
 ``(H, W, 3)``, RGB, where an N-bit integer sample ``v`` becomes ``v / (2**N - 1)`` (so the range is
 ``[0, 1]`` and ``np.round(x * (2**N - 1))`` gives back the exact integers). Floating-point sources
 (EXR, float TIFF) carry their stored values unchanged, which may lie outside ``[0, 1]``.
 
-This module holds what both modules share: the conversions between that contract and integer
+This module holds what images and video share: the conversions between that contract and integer
 samples / PyAV frames, output-path checks and atomic replacement, the minimum frame size, and
 turning library exceptions into one-line reasons.
 """
@@ -224,9 +226,7 @@ def join_channels(rgb: np.ndarray, alpha: np.ndarray | None, grey: bool, bits: B
 
 # --------------------------------------------------------------------------- samples <-> PyAV frames
 
-_PACKED_FORMATS = frozenset(
-    {"rgb24", "rgba", "rgb48le", "rgb48be", "rgba64le", "rgba64be", "ya8", "ya16le", "ya16be"}
-)
+_PACKED_FORMATS = frozenset({"rgb24", "rgba", "rgb48le", "rgb48be", "rgba64le", "rgba64be", "ya8", "ya16le", "ya16be"})
 
 
 def _sample_dtype(fmt: av.VideoFormat) -> np.dtype:

@@ -2,7 +2,8 @@
 
 Tensor contract shared by every network here (and by the ONNX files exported from them):
 
-- input ``x``: ``(N, 3, H, W)`` float32 (or float16 on CUDA), RGB, range ``[0, 1]``;
+- input ``x``: ``(N, C, H, W)`` float32 (or float16 on CUDA) in ``[0, 1]``: RGB (``C = 3``) for
+  single-frame networks, the 11-channel stack of :func:`filmclean.temporal.build_stack` for temporal ones;
   ``H`` and ``W`` must be multiples of the network's ``size_multiple`` (the engine pads tiles).
 - output: ``(N, 3, H, W)`` restored RGB in ``[0, 1]``; networks with ``has_mask = True`` return a
   tuple ``(restored, mask)`` where ``restored`` is the raw repair (meaningful where mask is high)

@@ -35,6 +35,8 @@ looks like from far fewer examples than it would need to discover them itself.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -75,7 +77,7 @@ def push_pull_fill(x: torch.Tensor, weight: torch.Tensor, levels: int, gain: flo
         nums.append(F.avg_pool2d(nums[-1], 2))
         dens.append(F.avg_pool2d(dens[-1], 2))
     eps = 1e-3
-    est = (nums[-1] + eps * F.avg_pool2d(x, 2 ** levels)) / (dens[-1] + eps) if levels else x
+    est = (nums[-1] + eps * F.avg_pool2d(x, 2**levels)) / (dens[-1] + eps) if levels else x
     for level in range(levels - 1, -1, -1):
         up = F.interpolate(est, scale_factor=2.0, mode="bilinear", align_corners=False)
         keep = (gain * dens[level]).clamp(max=1.0)
@@ -98,35 +100,39 @@ class MaskGuidedNet(nn.Module):
     has_mask = True
     size_multiple = 8
 
-    def __init__(self, widths: tuple[int, int, int] | list[int] = (24, 48, 96),
-                 dilations: tuple[int, ...] | list[int] = (1, 2, 4),
-                 tophat: tuple[int, ...] | list[int] = (5, 11), fill_levels: int = 0) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, int, int] | list[int] = (24, 48, 96),
+        dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+        tophat: tuple[int, ...] | list[int] = (5, 11),
+        fill_levels: int = 0,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in widths)
         self.fill_levels = int(fill_levels)
         if self.fill_levels < 0 or self.fill_levels > 8:
             raise ValueError(f"fill_levels must be 0..8, got {fill_levels}")
-        self.size_multiple = max(8, 2 ** self.fill_levels)
+        self.size_multiple = max(8, 2**self.fill_levels)
         self.widths = (c1, c2, c3)
         self.dilations = tuple(int(d) for d in dilations)
         self.tophat = tuple(int(k) for k in tophat)
-        cues = 4 * 2 * len(self.tophat)           # dark + light top-hat per scale, unshuffled 2x2
-        self.stem = _ConvAct(12 + cues, c1)       # 1/2 scale (pixel-unshuffled input + cues)
+        cues = 4 * 2 * len(self.tophat)  # dark + light top-hat per scale, unshuffled 2x2
+        self.stem = _ConvAct(12 + cues, c1)  # 1/2 scale (pixel-unshuffled input + cues)
         self.enc1 = _ConvAct(c1, c1)
-        self.down2 = _ConvAct(c1, c2, 3, 2)       # 1/4
+        self.down2 = _ConvAct(c1, c2, 3, 2)  # 1/4
         self.enc2 = _ConvAct(c2, c2)
-        self.down3 = _ConvAct(c2, c3, 3, 2)       # 1/8
+        self.down3 = _ConvAct(c2, c3, 3, 2)  # 1/8
         self.mid = nn.Sequential(*[_ResBlock(c3, d) for d in self.dilations])
         self.up3 = nn.Conv2d(c3, c2, 1)
         self.dec2 = _ConvAct(c2, c2)
         self.up2 = nn.Conv2d(c2, c1, 1)
         self.dec1 = _ConvAct(c1, c1)
         if self.fill_levels:
-            self.mask_head = _conv(c1 + 12, 4)    # mask logits x 4 sub-pixels
+            self.mask_head = _conv(c1 + 12, 4)  # mask logits x 4 sub-pixels
             # refine: decoder features + picture + fill + mask (all 2x2-folded) -> RGB change of the fill
             self.refine = nn.Sequential(_ConvAct(c1 + 12 + 12 + 4, c1), _conv(c1, 12))
         else:
-            self.head = _conv(c1 + 12, 16)        # 12 = RGB residual x 4 sub-pixels, 4 = mask logits x 4
+            self.head = _conv(c1 + 12, 16)  # 12 = RGB residual x 4 sub-pixels, 4 = mask logits x 4
         # receptive radius in full-resolution pixels (each 3x3 conv at scale s adds s * dilation)
         r = 2 * 2  # stem + enc1 at 1/2
         r += 2 + 4  # down2 (stride conv at 1/2 input) + enc2 at 1/4
@@ -138,13 +144,14 @@ class MaskGuidedNet(nn.Module):
         if self.fill_levels:
             # the fill reads the mask up to sum(1.5 * 2^l) px away (2x2 pooling + bilinear pull per
             # level), rounded up; the refine convolutions add 2 px each at 1/2 scale
-            r += int(sum(1.5 * 2 ** lv for lv in range(1, self.fill_levels + 1))) + 1 + 4
+            r += int(sum(1.5 * 2**lv for lv in range(1, self.fill_levels + 1))) + 1 + 4
         self.receptive_radius = int(r)
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
                 nn.init.kaiming_normal_(mod.weight, a=0.1, nonlinearity="leaky_relu")
+                assert mod.bias is not None  # every conv here is made with a bias
                 nn.init.zeros_(mod.bias)
-        for last in ((self.mask_head, self.refine[1]) if self.fill_levels else (self.head,)):
+        for last in (self.mask_head, cast(nn.Conv2d, self.refine[1])) if self.fill_levels else (self.head,):
             nn.init.normal_(last.weight, std=1e-3)
 
     def cues(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,8 +183,9 @@ class MaskGuidedNet(nn.Module):
         d1, x2 = self.trunk(x)
         return self.heads(d1, x, x2)
 
-    def heads(self, d1: torch.Tensor, x: torch.Tensor, x2: torch.Tensor,
-              extra2: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def heads(
+        self, d1: torch.Tensor, x: torch.Tensor, x2: torch.Tensor, extra2: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(delta, mask_logits)`` from the decoder features ``d1``, the picture ``x`` (RGB), its 2x2
         fold ``x2`` and optional further folded inputs ``extra2`` (a temporal network's neighbours),
         which the heads see after the single-frame inputs."""
@@ -186,13 +194,15 @@ class MaskGuidedNet(nn.Module):
             logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, *more], dim=1)), 2)
             prob = torch.sigmoid(logits)
             fill = push_pull_fill(x, 1.0 - prob, self.fill_levels)
-            change = self.refine(torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), *more], dim=1))
+            change = self.refine(
+                torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), *more], dim=1)
+            )
             return fill + F.pixel_shuffle(change, 2) - x, logits
         out = self.head(torch.cat([d1, x2, *more], dim=1))
         return F.pixel_shuffle(out[:, :12], 2), F.pixel_shuffle(out[:, 12:], 2)
 
     @classmethod
-    def from_base(cls, base: "MaskGuidedNet", fill_levels: int) -> "MaskGuidedNet":
+    def from_base(cls, base: MaskGuidedNet, fill_levels: int) -> MaskGuidedNet:
         """A fill-and-refine network with every weight of ``base`` (a ``fill_levels=0`` network).
 
         Its mask is exactly ``base``'s (the mask head is ``base``'s head's mask channels); its repair
@@ -225,8 +235,3 @@ class MaskGuidedNet(nn.Module):
         if self.training:
             return x + delta, torch.sigmoid(logits), logits
         return (x + delta).clamp(0.0, 1.0), torch.sigmoid(logits)
-
-    @staticmethod
-    def composite(x: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Soft mask-guided output used in training: ``x + mask * (restored - x)``."""
-        return x + mask * (restored - x)

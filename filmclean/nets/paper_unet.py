@@ -77,7 +77,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -139,8 +139,9 @@ def _conv(c_in: int, c_out: int, ks: int, norm: str) -> nn.Module:
     return _plain_conv(c_in, c_out, ks, bias=(norm == "none"))
 
 
-def conv_layer(c_in: int, c_out: int, norm: str, ks: int = 3, act: bool = True, bn_zero: bool = False,
-               self_attention: bool = False) -> nn.Sequential:
+def conv_layer(
+    c_in: int, c_out: int, norm: str, ks: int = 3, act: bool = True, bn_zero: bool = False, self_attention: bool = False
+) -> nn.Sequential:
     """fastai v1 ``conv_layer``: ``[conv, ReLU (if act), BatchNorm (if norm == 'batch'), SelfAttention?]``."""
     layers: list[nn.Module] = [_conv(c_in, c_out, ks, norm)]
     if act:
@@ -241,7 +242,7 @@ class PixelShuffleICNR(nn.Module):
 
     def _icnr(self, scale: int) -> None:
         conv = self.conv[0]
-        target = conv.weight_v if isinstance(conv, WeightNormConv2d) else conv.weight
+        target = conv.weight_v if isinstance(conv, WeightNormConv2d) else cast(Tensor, conv.weight)
         c_out4, c_in, kh, kw = target.shape
         base = torch.empty(c_out4 // (scale * scale), c_in, kh, kw)
         nn.init.kaiming_normal_(base)
@@ -264,8 +265,15 @@ class UnetBlock(nn.Module):
     ``c_out = up_c // 2 + skip_c`` (or half of it for the last block, ``final_div=False``).
     """
 
-    def __init__(self, up_c: int, skip_c: int, norm: str, final_div: bool = True, blur: bool = False,
-                 self_attention: bool = False) -> None:
+    def __init__(
+        self,
+        up_c: int,
+        skip_c: int,
+        norm: str,
+        final_div: bool = True,
+        blur: bool = False,
+        self_attention: bool = False,
+    ) -> None:
         super().__init__()
         self.shuf = PixelShuffleICNR(up_c, up_c // 2, blur=blur, norm=norm)
         self.bn = _fastai_bn(skip_c)
@@ -327,8 +335,9 @@ class PaperUNet(nn.Module):
     #: the internal grid: inputs are padded to multiples of this
     pad_multiple = 32
 
-    def __init__(self, pretrained: str | None = None, self_attention: bool = True, blur: bool = True,
-                 norm: Norm = "weight") -> None:
+    def __init__(
+        self, pretrained: str | None = None, self_attention: bool = True, blur: bool = True, norm: Norm = "weight"
+    ) -> None:
         super().__init__()
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
@@ -339,8 +348,14 @@ class PaperUNet(nn.Module):
         blocks: list[UnetBlock] = []
         c = 512
         for i, skip_c in enumerate(skips):
-            block = UnetBlock(c, skip_c, norm, final_div=(i != len(skips) - 1), blur=blur,
-                              self_attention=bool(self_attention) and i == len(skips) - 3)
+            block = UnetBlock(
+                c,
+                skip_c,
+                norm,
+                final_div=(i != len(skips) - 1),
+                blur=blur,
+                self_attention=bool(self_attention) and i == len(skips) - 3,
+            )
             blocks.append(block)
             c = block.out_channels
         self.blocks = nn.ModuleList(blocks)
@@ -373,7 +388,7 @@ class PaperUNet(nn.Module):
         y = self.final_up(y)
         y = self.res(torch.cat([y, xp], dim=1))
         y = torch.sigmoid(self.head(y))
-        return y[..., top:top + h, left:left + w]
+        return y[..., top : top + h, left : left + w]
 
     # parameter groups -------------------------------------------------------------------------------
 

