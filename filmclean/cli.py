@@ -68,56 +68,58 @@ _OPTION_NAMES = (
 )
 
 
-def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of every command that runs a model (``restore``, ``frames``, ``evaluate-clip``).
-
-    The command receives them as two values: ``model`` (:class:`filmclean.api.ModelChoice`: file,
-    backend, device, threads, temporal mode) and ``options``
-    (:class:`filmclean.engine.RestoreOptions`: tiling, threshold, polarity, test-time
-    augmentation), whose defaults are the dataclasses' own; and ``quiet``."""
+def option_declarations() -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """Every model and restore option as click declares it, keyed by parameter name, with defaults
+    from :class:`filmclean.api.ModelChoice` and :class:`filmclean.engine.RestoreOptions`: the one
+    place they are declared (``restore``, ``frames`` and the evaluation commands take theirs here)."""
     from .api import ModelChoice
     from .engine import RestoreOptions
 
     d = RestoreOptions()
-    opts = [
-        click.option(
+    # one entry per option: a table of declarations rather than logic, hence its length
+    return {
+        "model_path": click.option(
             "--model",
             "model_path",
             type=click.Path(dir_okay=False, path_type=str),
             default=None,
             help="Model file (.safetensors or .onnx). Default: the shipped default model.",
         ),
-        click.option(
+        "backend": click.option(
             "--backend",
             type=click.Choice(list(BACKENDS)),
             default=ModelChoice.backend,
             show_default=True,
             help="Inference engine: ONNX Runtime (faster on CPU) or eager PyTorch.",
         ),
-        click.option("--device", type=click.Choice(list(DEVICES)), default=ModelChoice.device, show_default=True),
-        click.option(
+        "device": click.option(
+            "--device", type=click.Choice(list(DEVICES)), default=ModelChoice.device, show_default=True
+        ),
+        "tile": click.option(
             "--tile",
             type=click.IntRange(min=16),
             default=d.tile or DEFAULT_TILE,
             show_default=True,
             help="Largest tile side in pixels; memory is bounded by the tile, not the frame.",
         ),
-        click.option("--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."),
-        click.option(
+        "no_tile": click.option(
+            "--no-tile", is_flag=True, help="Run whole frames in one pass (needs much more memory)."
+        ),
+        "overlap": click.option(
             "--overlap",
             type=click.IntRange(min=0),
             default=d.overlap,
             help="Tile overlap in pixels [default: twice the network's receptive radius, at most half the "
             "tile]; at least twice the radius makes tiled output equal whole-frame output.",
         ),
-        click.option(
+        "batch": click.option(
             "--batch",
             type=click.IntRange(min=1),
             default=d.batch,
             show_default=True,
             help="Most tiles per network call.",
         ),
-        click.option(
+        "threshold": click.option(
             "--threshold",
             type=click.FloatRange(0.0, 1.0),
             default=d.threshold,
@@ -125,7 +127,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Mask models: damage probability from which a pixel is repaired; "
             "higher leaves more of the picture untouched.",
         ),
-        click.option(
+        "dust": click.option(
             "--dust",
             type=click.Choice(list(DUST_POLARITIES)),
             default=d.dust,
@@ -135,7 +137,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "negatives scanned and inverted (damage only brightens); any: either (prints carry "
             "both).",
         ),
-        click.option(
+        "tta": click.option(
             "--tta",
             type=click.Choice([str(n) for n in TTA_COUNTS]),
             default=str(d.tta),
@@ -144,7 +146,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Run the model on N flips/transposes of each frame and average them: more dust found "
             "and repaired better, N times slower (still scans, or reels with time to spare).",
         ),
-        click.option(
+        "temporal": click.option(
             "--temporal/--no-temporal",
             default=ModelChoice.temporal,
             show_default=True,
@@ -152,9 +154,29 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "neighbours (needs a temporal model; the shipped one is used by default). "
             "--no-temporal restores every frame on its own.",
         ),
-        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-    ]
+        "threads": click.option(
+            "--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."
+        ),
+    }
+
+
+def declare(f: Callable[..., Any], names: tuple[str, ...]) -> Callable[..., Any]:
+    """``f`` with the options ``names`` of :func:`option_declarations`, in that order."""
+    decls = option_declarations()
+    for name in reversed(names):
+        f = decls[name](f)
+    return f
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that restores (``restore``, ``frames``).
+
+    The command receives them as two values: ``model`` (:class:`filmclean.api.ModelChoice`: file,
+    backend, device, threads, temporal mode) and ``options``
+    (:class:`filmclean.engine.RestoreOptions`: tiling, threshold, polarity, test-time
+    augmentation); and ``quiet``."""
+    from .api import ModelChoice
+    from .engine import RestoreOptions
 
     @functools.wraps(f)
     def command(**kwargs: Any) -> Any:
@@ -170,9 +192,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         )
         return f(**kwargs)
 
-    for o in reversed(opts):
-        command = o(command)
-    return command
+    quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    return declare(quiet(command), _OPTION_NAMES)
 
 
 def _seconds(param: click.Parameter, value: float | None) -> float | None:

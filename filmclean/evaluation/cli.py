@@ -12,57 +12,18 @@ from typing import Any
 
 import click
 
-from .. import BACKENDS, DEFAULT_TILE, DEVICES, DUST_POLARITIES, TTA_COUNTS
 from ..train.polarity import PolarityChoice
 
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
 
 def _model_options(f: Any) -> Any:
-    """``--tile/--no-tile/--threshold/--dust/--tta/--backend/--device`` as ``filmclean restore`` has
-    them, so an evaluation runs models exactly as a user's restore does."""
-    from ..engine import RestoreOptions
+    """``--tile/--no-tile/--threshold/--dust/--tta/--backend/--device`` as ``filmclean restore``
+    declares them (:func:`filmclean.cli.declare`), so an evaluation runs models exactly as a user's
+    restore does; a model spec's ``:dust=...``/``:tta=N`` overrides them for that model."""
+    from ..cli import declare
 
-    _D = RestoreOptions()
-    opts = [
-        click.option(
-            "--tile",
-            type=click.IntRange(min=16),
-            default=_D.tile or DEFAULT_TILE,
-            show_default=True,
-            help="Tile size for models (images are cut into tiles as by restore).",
-        ),
-        click.option("--no-tile", is_flag=True, help="Run models on whole images/frames in one pass."),
-        click.option(
-            "--threshold",
-            type=click.FloatRange(0.0, 1.0),
-            default=_D.threshold,
-            show_default=True,
-            help="Mask models: damage probability from which a pixel is repaired.",
-        ),
-        click.option(
-            "--dust",
-            type=click.Choice(list(DUST_POLARITIES)),
-            default=_D.dust,
-            show_default=True,
-            help="Mask models: which way damage changes the picture (as for restore); a model spec's "
-            ":dust=... overrides it for that model.",
-        ),
-        click.option(
-            "--tta",
-            type=click.Choice([str(n) for n in TTA_COUNTS]),
-            default=str(_D.tta),
-            show_default=True,
-            callback=lambda ctx, param, value: int(value),
-            help="Models: average over N flips/transposes of each image (as for restore); a model "
-            "spec's :tta=N overrides it for that model.",
-        ),
-        click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto", show_default=True),
-        click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+    return declare(f, ("tile", "no_tile", "threshold", "dust", "tta", "backend", "device"))
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
