@@ -27,7 +27,20 @@ from pathlib import Path
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 
 
-def _backend(args):
+def _restorer(args):
+    """The restorer under test: a random network of ``--arch``, or ``--model`` (default: the shipped
+    single-frame model) opened as ``filmclean restore`` opens it (:func:`filmclean.api.open_restorer`)."""
+    from filmclean.api import open_restorer
+    from filmclean.engine import Restorer
+
+    if args.arch:
+        return Restorer(_arch_backend(args), _options(args))
+    return open_restorer(
+        args.model, _options(args), backend=args.backend, device=args.device, threads=args.threads, temporal=False
+    )
+
+
+def _arch_backend(args):
     from filmclean.backends import TorchBackend
     from filmclean.model import load_model
     from filmclean.nets import build_network, network_info
@@ -46,7 +59,7 @@ def _backend(args):
         st = save_model(net, args.arch, json.loads(args.arch_config or "{}"), tmp / "m.safetensors")
         export_onnx(st, tmp / "m.onnx", check=False)
         return load_model(tmp / "m.onnx", backend="onnx", device=args.device, threads=args.threads)
-    return load_model(args.model, backend=args.backend, device=args.device, threads=args.threads)
+    raise ValueError("no --arch given")
 
 
 def _options(args):
@@ -61,11 +74,9 @@ def child_model(args) -> dict:
     """Model-only: restore ``args.repeat`` random frames of one size; time per frame and peak RSS."""
     import numpy as np
 
-    from filmclean.engine import Restorer
-
-    be = _backend(args)
     h, w = SIZES[args.size]
-    r = Restorer(be, _options(args))
+    r = _restorer(args)
+    be = r.backend
     rng = np.random.default_rng(0)
     if r.temporal:
         # a temporal model: a moving sequence, so that every frame costs its own optical flow
@@ -99,7 +110,6 @@ def child_e2e(args) -> dict:
     import av
     import numpy as np
 
-    from filmclean.engine import Restorer
     from filmclean.pipeline import VideoOptions, restore_video
 
     tmp = Path(tempfile.mkdtemp())
@@ -116,8 +126,8 @@ def child_e2e(args) -> dict:
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    be = _backend(args)
-    r = Restorer(be, _options(args))
+    r = _restorer(args)
+    be = r.backend
     r.restore(np.zeros((64, 64, 3), np.float32))
     stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(), quiet=True)
     return {
