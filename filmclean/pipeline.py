@@ -416,6 +416,30 @@ def looks_like_sequence(files: list[Path]) -> bool:
     return len(keys) == 1
 
 
+def sequence_by_content(files: list[Path], pairs: int = 3) -> bool:
+    """Whether image files whose names look like a sequence also look like one: of the first
+    ``pairs`` consecutive pairs, most are of one size and show one scene
+    (:func:`filmclean.temporal.related`). Scanner software numbers unrelated stills (``scan0001.tif``,
+    ``scan0002.tif``, ...) just as a film scanner numbers frames; only the pictures tell them apart.
+    The images are read one at a time and only small copies are kept."""
+    import cv2
+
+    from .io.images import read_image
+    from .temporal import AGREEMENT_SIZE, related
+
+    thumbs: list[tuple[tuple[int, int], np.ndarray]] = []
+    for f in files[: pairs + 1]:
+        image = read_image(f)
+        h, w = image.height, image.width
+        scale = min(1.0, AGREEMENT_SIZE / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = np.clip(np.nan_to_num(image.rgb), 0.0, 1.0)
+        thumbs.append(((h, w), cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)))
+        del image, rgb
+    votes = [sa == sb and related(ta, tb) for (sa, ta), (sb, tb) in zip(thumbs, thumbs[1:])]
+    return 2 * sum(votes) > len(votes)
+
+
 def restore_frames(
     spec: str | Path,
     out_dir: str | Path,
@@ -432,7 +456,8 @@ def restore_frames(
     files left in the output folders by a killed run are removed first. With a temporal network
     and ``temporal``, the frames of a sequence (:func:`looks_like_sequence`) are restored with
     their neighbours (a skipped frame is still read when a neighbour needs it); unrelated stills
-    are always restored one by one. ``mask_dir`` receives each frame's damage mask as a 16-bit
+    are always restored one by one, and so are numbered files that do not look like one sequence
+    (:func:`sequence_by_content`). ``mask_dir`` receives each frame's damage mask as a 16-bit
     greyscale PNG named after the frame. Output and mask files are checked against the inputs and
     against each other before anything is written (:func:`check_frame_outputs`); folders this call
     creates are removed again if it fails before writing into them.
@@ -527,7 +552,8 @@ def _restore_files(
             stats.skipped += 1
             continue
         todo.append(f)
-    tr = TemporalRestorer(restorer, temporal=temporal and looks_like_sequence(files))
+    sequence = temporal and restorer.temporal and looks_like_sequence(files) and sequence_by_content(files)
+    tr = TemporalRestorer(restorer, temporal=sequence)
     stats.temporal = tr.use_neighbours
     t0 = time.perf_counter()
     position = {f: i for i, f in enumerate(files)}

@@ -26,7 +26,7 @@ thumbnails (:func:`is_scene_cut`) and zero a neighbour's trust entirely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,6 +41,8 @@ NEXT_TRUST = slice(10, 11)
 _MIN_FLOW_SIDE = 32  # DIS fails on images under ~32 px on a side (OpenCV 4.x/5.x)
 
 __all__ = [
+    "AGREEMENT_SIZE",
+    "AGREEMENT_TOLERANCE",
     "CURRENT",
     "NEIGHBOURS",
     "NEXT_RGB",
@@ -52,11 +54,13 @@ __all__ = [
     "PairFlow",
     "STACK_CHANNELS",
     "SequenceAligner",
+    "agreement",
     "align_neighbour",
     "build_stack",
     "flow_confidence",
     "frame_flows",
     "is_scene_cut",
+    "related",
     "warp",
 ]
 
@@ -70,13 +74,76 @@ class AlignOptions:
     - ``preset``: DIS preset, ``"ultrafast"``, ``"fast"`` or ``"medium"``;
     - ``cut_threshold``: histogram distance (0-1, see :func:`is_scene_cut`) above which two
       consecutive frames are taken to belong to different shots;
-    - ``fb_tolerance``: forward-backward mismatch (pixels, at full resolution) still fully trusted.
+    - ``fb_tolerance``: forward-backward mismatch (pixels, at full resolution) still fully trusted;
+    - ``min_agreement``: the share of the picture (see :func:`agreement`) on which an aligned
+      neighbour must be trusted and show the same picture to be used at all: below it the two
+      frames are not of one scene (unrelated stills whose names look like a sequence, a cut the
+      histograms missed) and the neighbour is dropped like a cut.
     """
 
     flow_size: int = 960
     preset: str = "fast"
     cut_threshold: float = 0.5
     fb_tolerance: float = 0.5
+    min_agreement: float = 0.5
+
+
+AGREEMENT_SIZE = 256
+"""Longer side (pixels) at which :func:`agreement` compares a frame with its aligned neighbour."""
+
+AGREEMENT_TOLERANCE = 0.1
+"""Largest colour difference (0-1, after a 5x5 median) at which two aligned pixels agree; lowered to
+half the picture's own spread (its standard deviation) for low-contrast pictures, down to 0.01."""
+
+
+def agreement(current: np.ndarray, aligned: np.ndarray, trust: np.ndarray) -> float:
+    """The share of pixels where the aligned neighbour is trusted (``trust > 0.5``) and shows the
+    same picture (every median-filtered channel within the tolerance of :data:`AGREEMENT_TOLERANCE`),
+    compared at :data:`AGREEMENT_SIZE` px. Consecutive frames of one scene agree almost everywhere
+    (dust covers little); unrelated pictures almost nowhere, even where a smooth area gives a
+    consistent flow."""
+    import cv2
+
+    h, w = current.shape[:2]
+    scale = min(1.0, AGREEMENT_SIZE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def small(x: np.ndarray) -> np.ndarray:
+        x8 = np.clip(np.nan_to_num(x) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if scale != 1.0:
+            x8 = cv2.resize(x8, size, interpolation=cv2.INTER_AREA)
+        return cv2.medianBlur(np.ascontiguousarray(x8), 5).astype(np.int16)
+
+    a, b = small(current), small(aligned)
+    t = trust if scale == 1.0 else cv2.resize(trust, size, interpolation=cv2.INTER_AREA)
+    tol = float(np.clip(0.5 * a.std(), 0.01 * 255, AGREEMENT_TOLERANCE * 255))
+    same = (np.abs(a - b) <= tol).all(axis=-1)
+    return float(np.mean(same & (t > 0.5)))
+
+
+def related(a: np.ndarray, b: np.ndarray, options: AlignOptions = AlignOptions()) -> bool:
+    """Whether two ``(H, W, 3)`` frames show one scene, judged cheaply at :data:`AGREEMENT_SIZE` px:
+    same size, no scene cut, and ``b`` aligned onto ``a`` by optical flow agrees with it on at least
+    ``options.min_agreement`` of the picture (:func:`agreement`)."""
+    import cv2
+
+    if a.shape != b.shape:
+        return False
+    h, w = a.shape[:2]
+    scale = min(1.0, AGREEMENT_SIZE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small_a, small_b = (
+        np.clip(
+            np.nan_to_num(cv2.resize(np.ascontiguousarray(x, np.float32), size, interpolation=cv2.INTER_AREA)), 0, 1
+        )
+        for x in (a, b)
+    )
+    small = replace(options, flow_size=AGREEMENT_SIZE)
+    pf = frame_flows(small_a, small_b, small)
+    if pf.cut or pf.failed:
+        return False
+    aligned, trust = align_neighbour(small_a, small_b, pf.ab, pf.ba, options.fb_tolerance)
+    return agreement(small_a, aligned, trust) >= options.min_agreement
 
 
 def _gray8(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -267,6 +334,7 @@ class SequenceAligner:
         self._cache: dict[tuple[object, object], PairFlow] = {}
         self.flow_seconds = 0.0
         self.cuts = 0
+        self.unrelated = 0  # neighbours dropped because they do not show the same picture
 
     def _pair(self, key_a: object, a: np.ndarray, key_b: object, b: np.ndarray) -> PairFlow:
         import time
@@ -303,5 +371,10 @@ class SequenceAligner:
             if pf.cut or pf.failed:
                 neighbours.append(None)
                 continue
-            neighbours.append(align_neighbour(current, nb, pf.ab, pf.ba, self.options.fb_tolerance))
+            aligned, trust = align_neighbour(current, nb, pf.ab, pf.ba, self.options.fb_tolerance)
+            if agreement(current, aligned, trust) < self.options.min_agreement:
+                self.unrelated += 1  # not one scene: the neighbour would only mislead the network
+                neighbours.append(None)
+                continue
+            neighbours.append((aligned, trust))
         return build_stack(current, neighbours[0], neighbours[1])
