@@ -1,0 +1,157 @@
+"""The held-out damage generator (filmclean.evaluation.heldout): determinism, masks, scale, polarity,
+and the held-out/training split of the real damage sprites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from filmclean.evaluation import heldout
+from filmclean.evaluation.heldout import (
+    DEFAULT_SPRITE_ROOT,
+    KINDS,
+    HeldoutParams,
+    damage_heldout,
+    heldout_sprites,
+    training_sprites,
+)
+
+SEEDS = range(8)
+
+
+def picture(side: int, width: int | None = None) -> np.ndarray:
+    """A smooth, textured picture in [0.2, 0.8] (the same content at every size)."""
+    base = np.random.default_rng(7).random((32, 32, 3)).astype(np.float32)
+    img = cv2.resize(base, (width or side, side), interpolation=cv2.INTER_CUBIC)
+    return np.clip(0.2 + 0.6 * img, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[int, list]:
+    """Damage at 256 and 1024 px for the same seeds."""
+    return {side: [damage_heldout(picture(side), seed) for seed in SEEDS] for side in (256, 1024)}
+
+
+def test_deterministic_per_seed_and_different_across_seeds() -> None:
+    clean = picture(256)
+    a, b, c = damage_heldout(clean, 3), damage_heldout(clean, 3), damage_heldout(clean, 4)
+    assert np.array_equal(a.damaged, b.damaged)
+    assert all(np.array_equal(a.masks[k], b.masks[k]) for k in KINDS)
+    assert a.polarity == b.polarity and a.counts == b.counts
+    assert not np.array_equal(a.damaged, c.damaged)
+
+
+def test_result_types(runs: dict[int, list]) -> None:
+    for side, results in runs.items():
+        for r in results:
+            assert r.damaged.dtype == np.float32 and r.damaged.shape == (side, side, 3)
+            assert r.damaged.min() >= 0.0 and r.damaged.max() <= 1.0
+            assert r.polarity in ("dark", "light")
+            assert set(r.masks) == set(KINDS)
+            assert all(m.dtype == bool and m.shape == (side, side) for m in r.masks.values())
+            union = np.zeros((side, side), bool)
+            for m in r.masks.values():
+                union |= m
+            assert np.array_equal(union, r.mask)
+
+
+@pytest.mark.parametrize("side", [256, 1024])
+def test_every_kind_appears(runs: dict[int, list], side: int) -> None:
+    for kind in KINDS:
+        assert any(r.masks[kind].any() for r in runs[side]), kind
+
+
+def test_untouched_outside_mask_and_visible_inside(runs: dict[int, list]) -> None:
+    for side, results in runs.items():
+        clean = picture(side)
+        for r in results:
+            assert np.array_equal(r.damaged[~r.mask], clean[~r.mask])
+            if r.mask.any():
+                diff = np.abs(r.damaged - clean).max(axis=2)
+                assert diff[r.mask].min() > 2.0 / 255.0
+
+
+def test_polarity_only_darkens_or_brightens(runs: dict[int, list]) -> None:
+    seen = set()
+    for side, results in runs.items():
+        clean = picture(side)
+        for r in results:
+            seen.add(r.polarity)
+            if r.polarity == "dark":
+                assert np.all(r.damaged <= clean)
+            else:
+                assert np.all(r.damaged >= clean)
+    assert seen == {"dark", "light"}
+    p = HeldoutParams(p_light=1.0)
+    r = damage_heldout(picture(256), 1, p)
+    assert r.polarity == "light" and np.all(r.damaged >= picture(256))
+
+
+def _component_areas(mask: np.ndarray) -> list[int]:
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return [int(a) for a in stats[1:, cv2.CC_STAT_AREA]]
+
+
+def test_damage_size_scales_with_picture(runs: dict[int, list]) -> None:
+    """The same seed draws the same damage relative to the short side: at 4x the side, blob and
+    hair components cover many times more pixels, and about the same share of the picture."""
+    areas: dict[int, list[int]] = {256: [], 1024: []}
+    share: dict[int, float] = {256: 0.0, 1024: 0.0}
+    for side in (256, 1024):
+        for r in runs[side]:
+            for kind in ("dirt", "hair"):
+                areas[side] += _component_areas(r.masks[kind])
+            share[side] += float(r.mask.mean())
+    assert areas[256] and areas[1024]
+    assert np.median(areas[1024]) > 4 * np.median(areas[256])
+    assert 1 / 3 < share[1024] / share[256] < 3
+
+
+def test_non_square_frame() -> None:
+    clean = picture(270, 480)
+    r = damage_heldout(clean, 5)
+    assert r.damaged.shape == clean.shape
+    assert np.array_equal(r.damaged[~r.mask], clean[~r.mask])
+
+
+def test_missing_sprite_root_still_works(tmp_path: Path) -> None:
+    missing = tmp_path / "no-sprites"
+    r = damage_heldout(picture(256), 2, sprite_root=missing)
+    assert r.sprites_used == 0
+    assert "not found" in r.sprite_status
+    assert heldout_sprites(missing) == [] and training_sprites(missing) == []
+    off = damage_heldout(picture(256), 2, HeldoutParams(use_sprites=False))
+    assert off.sprites_used == 0 and "disabled" in off.sprite_status
+
+
+needs_sprites = pytest.mark.skipif(not DEFAULT_SPRITE_ROOT.is_dir(), reason="sprite set not present")
+
+
+@needs_sprites
+def test_sprite_split() -> None:
+    held, train = heldout_sprites(DEFAULT_SPRITE_ROOT), training_sprites(DEFAULT_SPRITE_ROOT)
+    everything = {p for p in DEFAULT_SPRITE_ROOT.glob("*/*.png")}
+    assert set(held).isdisjoint(train)
+    assert set(held) | set(train) == everything
+    assert 0.17 < len(held) / len(everything) < 0.23
+    assert all(int(p.stem.rsplit("-", 1)[1]) % 5 == 0 for p in held)
+    assert {p.parent.name for p in held} == {p.parent.name for p in everything}
+
+
+@needs_sprites
+def test_only_heldout_sprites_are_composited(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded: list[str] = []
+    real = heldout._load_sprite
+
+    def recording(path: str):
+        loaded.append(path)
+        return real(path)
+
+    monkeypatch.setattr(heldout, "_load_sprite", recording)
+    used = sum(damage_heldout(picture(256), seed).sprites_used for seed in SEEDS)
+    assert used > 0 and loaded
+    held = {str(p) for p in heldout_sprites(DEFAULT_SPRITE_ROOT)}
+    assert set(loaded) <= held
