@@ -2,7 +2,8 @@
 clip version with temporal stability, and the paper's layer-response experiment.
 
 Modules: :mod:`~.metrics` (SSIM, PSNR, LPIPS, error attribution), :mod:`~.pairs` (test pairs),
-:mod:`~.methods` (the methods under test and their specs), :mod:`~.still` (:func:`evaluate`),
+:mod:`~.methods` (the methods under test and their specs), :mod:`~.heldout` (the damage
+generator never used for training), :mod:`~.still` (:func:`evaluate`),
 :mod:`~.clip` (:func:`evaluate_clip`), :mod:`~.layers` (:func:`analyze_layers`), :mod:`~.report`
 and :mod:`~.figures` (report folders), :mod:`~.cli` (the ``evaluate``, ``evaluate-clip`` and
 ``analyze-layers`` commands). Evaluation may use both the runtime and :mod:`filmclean.train`.
@@ -22,11 +23,17 @@ _EXPORTS = {
     "SSIM_SETTINGS": "metrics",
     "LpipsScorer": "metrics",
     "attribute_errors": "metrics",
+    "kind_errors": "metrics",
     "psnr": "metrics",
     "ssim": "metrics",
     "Pair": "pairs",
     "PairSet": "pairs",
     "open_pairs": "pairs",
+    "with_heldout_damage": "pairs",
+    "KINDS": "heldout",
+    "HeldoutDamage": "heldout",
+    "HeldoutParams": "heldout",
+    "damage_heldout": "heldout",
     "ClipMethod": "methods",
     "Method": "methods",
     "dns_method": "methods",
@@ -63,6 +70,7 @@ _EXPORTS = {
     "CLIP_DEFINITIONS": "report",
     "DEFINITIONS": "report",
     "attribution_table": "report",
+    "kind_table": "report",
     "clip_table": "report",
     "results_table": "report",
     "write_clip_report": "report",
@@ -71,6 +79,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .clip import ClipEvaluation, ClipFrames, FrameScores, evaluate_clip, evaluate_sequence, read_clip
+    from .heldout import KINDS, HeldoutDamage, HeldoutParams, damage_heldout
     from .layers import (
         LAYER_NAMES,
         PAPER_LAYER_NAMES,
@@ -97,13 +106,23 @@ if TYPE_CHECKING:
         parse_method,
         tmedian_clip_method,
     )
-    from .metrics import ATTRIBUTION, CLEAN_SSIM_FLOOR, SSIM_SETTINGS, LpipsScorer, attribute_errors, psnr, ssim
-    from .pairs import Pair, PairSet, open_pairs
+    from .metrics import (
+        ATTRIBUTION,
+        CLEAN_SSIM_FLOOR,
+        SSIM_SETTINGS,
+        LpipsScorer,
+        attribute_errors,
+        kind_errors,
+        psnr,
+        ssim,
+    )
+    from .pairs import Pair, PairSet, open_pairs, with_heldout_damage
     from .report import (
         CLIP_DEFINITIONS,
         DEFINITIONS,
         attribution_table,
         clip_table,
+        kind_table,
         results_table,
         write_clip_report,
         write_report,
@@ -122,6 +141,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "KINDS",
+    "HeldoutDamage",
+    "HeldoutParams",
     "ATTRIBUTION",
     "CLEAN_SSIM_FLOOR",
     "CLIP_DEFINITIONS",
@@ -144,6 +166,9 @@ __all__ = [
     "analyze_layers",
     "attribute_errors",
     "attribution_table",
+    "damage_heldout",
+    "kind_errors",
+    "kind_table",
     "clip_table",
     "default_layer_names",
     "dns_method",
@@ -158,6 +183,7 @@ __all__ = [
     "model_clip_method",
     "model_method",
     "open_pairs",
+    "with_heldout_damage",
     "oracle_inpaint",
     "oracle_method",
     "parse_clip_method",

@@ -94,6 +94,16 @@ def _console() -> Any:
     type=click.Path(file_okay=False, path_type=str),
     help="Report folder: report.json, per_image.csv and PNG figures (replaced if present).",
 )
+@click.option(
+    "--damage",
+    type=click.Choice(["stored", "heldout"]),
+    default="stored",
+    show_default=True,
+    help="stored: the pairs' own damage (dustify's files; the training generator for --size full); heldout: "
+    "damage drawn afresh on each clean image by the generator never used for training, reported per kind "
+    "(dust, dirt, hair, scratch).",
+)
+@click.option("--damage-seed", type=int, default=0, show_default=True, help="Seed of the held-out damage.")
 @_model_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs (by name).")
 @click.option(
@@ -112,6 +122,8 @@ def evaluate_command(
     split: str,
     models: tuple[str, ...],
     out_dir: str,
+    damage: str,
+    damage_seed: int,
     tile: int,
     no_tile: bool,
     threshold: float,
@@ -130,11 +142,13 @@ def evaluate_command(
     where SSIM is lost (damage missed, undamaged pixels changed)."""
     from .methods import default_method_specs, parse_method
     from .metrics import LpipsScorer
-    from .pairs import open_pairs
-    from .report import attribution_table, results_table, write_report
+    from .pairs import open_pairs, with_heldout_damage
+    from .report import attribution_table, kind_table, results_table, write_report
     from .still import evaluate
 
     pairs = open_pairs(pairs_dir, size, split, limit)
+    if damage == "heldout":
+        pairs = with_heldout_damage(pairs, damage_seed)
     specs = list(models) or default_method_specs(pairs.has_masks)
     methods = [
         parse_method(
@@ -170,9 +184,9 @@ def evaluate_command(
     )
     paths = write_report(result, out_dir, figures=not no_figures)
     _console().print(results_table(result))
-    attribution = attribution_table(result)
-    if attribution is not None:
-        _console().print(attribution)
+    for table in (attribution_table(result), kind_table(result)):
+        if table is not None:
+            _console().print(table)
     if not quiet:
         click.echo(
             f"wrote {paths['report']}, {paths['csv'].name} and {len(result.figures)} figures in {out_dir}", err=True

@@ -10,7 +10,7 @@ data range 1 (``inf`` for identical images); LPIPS is VGG-16 v0.1 (:class:`Lpips
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import FilmcleanError
 
 __all__ = [
+    "kind_errors",
     "ATTRIBUTION",
     "CLEAN_SSIM_FLOOR",
     "SSIM_SETTINGS",
@@ -128,6 +129,33 @@ def attribute_errors(
         "ssim_lost_false": ssim(undone, clean) - base if false.any() else 0.0,
         "ssim_lost_missed": ssim(fixed, clean) - base if missed.any() else 0.0,
     }
+
+
+def kind_errors(
+    clean: np.ndarray,
+    damaged: np.ndarray,
+    restored: np.ndarray,
+    kinds: Mapping[str, np.ndarray],
+    ssim_restored: float | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per kind of damage (``kinds``: name -> ``(H, W)`` bool mask of that kind's visible damage):
+    ``{"missed_share"``, the share of its pixels the restoration left untouched (unchanged in every
+    channel), and ``"ssim_lost_missed"``, the SSIM gained if those pixels were made clean}``. Kinds
+    with no pixel in this image are left out."""
+    changed = np.any(restored != damaged, axis=-1)
+    base = ssim(restored, clean) if ssim_restored is None else float(ssim_restored)
+    out: dict[str, dict[str, float]] = {}
+    for kind, mask in kinds.items():
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            continue
+        missed = m & ~changed
+        fixed = np.where(missed[..., None], clean, restored)
+        out[kind] = {
+            "missed_share": float(missed.sum() / m.sum()),
+            "ssim_lost_missed": ssim(fixed, clean) - base if missed.any() else 0.0,
+        }
+    return out
 
 
 class LpipsScorer:

@@ -20,6 +20,8 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = [
+    "DAMAGE_SOURCES",
+    "with_heldout_damage",
     "FULL_SIZE_SALT",
     "Pair",
     "PairSet",
@@ -36,12 +38,14 @@ FULL_SIZE_SALT = 0xF17E
 @dataclass(frozen=True)
 class Pair:
     """One test pair: ``clean`` and ``damaged`` ``(H, W, 3)`` float32 in ``[0, 1]``; ``mask``
-    ``(H, W)`` bool (True = damaged) or ``None`` when the true damage is unknown."""
+    ``(H, W)`` bool (True = damaged) or ``None`` when the true damage is unknown; ``kinds``: the mask
+    of each kind of damage (:data:`filmclean.evaluation.heldout.KINDS`) when the damage was drawn here."""
 
     name: str
     clean: np.ndarray
     damaged: np.ndarray
     mask: np.ndarray | None
+    kinds: dict[str, np.ndarray] | None = None  # per kind of damage, where known (held-out damage)
 
 
 @dataclass
@@ -406,3 +410,24 @@ def open_pairs(
     if not size.isdigit():
         raise InputError(f"size must be a number of pixels or 'full', got {size!r}")
     return _open_stored(root, size, split, limit, names)
+
+
+DAMAGE_SOURCES = ("stored", "heldout")
+"""Where the damage of a pair set comes from: ``stored`` -- as the pairs have it (dustify's files,
+or the training generator for ``--size full``); ``heldout`` -- drawn afresh on each pair's clean
+image by :func:`filmclean.evaluation.heldout.damage_heldout`, the generator never used for training."""
+
+
+def with_heldout_damage(pairs: PairSet, seed: int = 0) -> PairSet:
+    """``pairs`` with every clean image damaged by the held-out generator instead (seeded by ``seed``
+    and the pair's name, so every model sees the same damage), with per-kind masks."""
+    from .heldout import damage_heldout
+
+    def load(name: str) -> Pair:
+        clean = pairs.load(name).clean
+        digest = hashlib.sha256(name.encode()).digest()
+        dmg = damage_heldout(clean, int.from_bytes(digest[:4], "little") ^ (int(seed) & 0xFFFFFFFF))
+        return Pair(name, clean, dmg.damaged, dmg.mask, dict(dmg.masks))
+
+    settings = {**pairs.settings, "damage": "heldout", "damage_seed": int(seed)}
+    return PairSet(pairs.root, pairs.mode, pairs.size, pairs.split, list(pairs.names), True, settings, load)

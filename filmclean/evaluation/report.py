@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .still import EvaluationResult
 
 __all__ = [
+    "kind_table",
     "CLIP_DEFINITIONS",
     "DEFINITIONS",
     "attribution_table",
@@ -239,6 +240,38 @@ def attribution_table(result: EvaluationResult) -> Any:
             _share(s["false_share"]["mean"]),
             fmt(s["ssim_lost_false"]["mean"]),
         )
+    return table
+
+
+def kind_table(result: EvaluationResult) -> Any:
+    """A :class:`rich.table.Table` of the damage each method leaves alone, per kind (dust, dirt,
+    hair, scratch; only with damage drawn by the held-out generator, else ``None``): the share of
+    that kind's visible pixels left untouched and the SSIM it costs (means over the images that
+    carry the kind)."""
+    from rich.table import Table
+
+    from .heldout import KINDS
+
+    if not any("per_kind" in s for s in result.summaries.values()):
+        return None
+    table = Table(
+        title="damage left alone, per kind (held-out damage)",
+        caption="share of each kind's visible pixels left untouched / SSIM gained if they were made clean",
+        caption_justify="left",
+    )
+    table.add_column("model", style="bold", no_wrap=True)
+    for kind in KINDS:
+        table.add_column(f"{kind} missed", justify="right")
+        table.add_column("lost", justify="right")
+    for name, s in result.summaries.items():
+        cells = []
+        for kind in KINDS:
+            k = s.get("per_kind", {}).get(kind, {})
+            cells += [
+                _share((k.get("missed_share") or {}).get("mean")),
+                fmt((k.get("ssim_lost_missed") or {}).get("mean")),
+            ]
+        table.add_row(name, *cells)
     return table
 
 

@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .heldout import KINDS
 from .methods import Method, as_output, check_method_names
 from .metrics import (
     ATTRIBUTION,
     CLEAN_SSIM_FLOOR,
     LpipsScorer,
     attribute_errors,
+    kind_errors,
     metric_settings,
     psnr,
     psnr_stats,
@@ -78,6 +80,7 @@ class ImageScores:
     false_share: float | None = None
     ssim_lost_false: float | None = None
     ssim_lost_missed: float | None = None
+    per_kind: dict[str, dict[str, float]] | None = None  # see metrics.kind_errors (held-out damage)
 
     @property
     def delta_ssim(self) -> float:
@@ -105,6 +108,11 @@ class ImageScores:
             *ATTRIBUTION,
         ):
             out[k] = d[k]
+        if self.per_kind is not None:
+            for kind in KINDS:
+                values = self.per_kind.get(kind, {})
+                out[f"missed_share_{kind}"] = values.get("missed_share")
+                out[f"ssim_lost_missed_{kind}"] = values.get("ssim_lost_missed")
         return out
 
 
@@ -144,7 +152,22 @@ def summarize(scores: Sequence[ImageScores], clean_floor: float = CLEAN_SSIM_FLO
         "lpips_clean_in": stats([s.lpips_clean_in for s in scores]),
         "seconds_per_image": float(np.mean(secs)),
         **{k: stats([getattr(s, k) for s in scores]) for k in ATTRIBUTION},
+        **({"per_kind": _per_kind_summary(scores)} if any(s.per_kind is not None for s in scores) else {}),
     }
+
+
+def _per_kind_summary(scores: Sequence[ImageScores]) -> dict[str, dict[str, Any]]:
+    """Per kind of damage: stats of the share of its visible pixels left alone and of the SSIM
+    that costs, over the images that carry that kind, and in how many images it occurs."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        values = [s.per_kind[kind] for s in scores if s.per_kind is not None and kind in s.per_kind]
+        out[kind] = {
+            "images": len(values),
+            "missed_share": stats([v["missed_share"] for v in values]),
+            "ssim_lost_missed": stats([v["ssim_lost_missed"] for v in values]),
+        }
+    return out
 
 
 def summarize_inputs(scores: Sequence[ImageScores]) -> dict[str, Any]:
@@ -236,7 +259,9 @@ def _score_pair(
     out = []
     for j, (m, (rd, rc, t_d, t_c)) in enumerate(zip(methods, outputs)):
         s_d = ssim(rd, clean)
-        attr = {} if pair.mask is None else attribute_errors(clean, damaged, rd, pair.mask, s_d)
+        attr: dict[str, Any] = {} if pair.mask is None else dict(attribute_errors(clean, damaged, rd, pair.mask, s_d))
+        if pair.kinds is not None:
+            attr["per_kind"] = kind_errors(clean, damaged, rd, pair.kinds, s_d)
         out.append(
             ImageScores(
                 m.name,
