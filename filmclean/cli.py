@@ -363,7 +363,9 @@ def main(argv: list[str] | None = None) -> None:
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {s: signal.signal(s, _terminate) for s in _STOP_SIGNALS}
+        # a signal the caller ignores stays ignored (nohup ignores SIGHUP so that a run survives
+        # the terminal closing)
+        previous = {s: signal.signal(s, _terminate) for s in _STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         cli.main(args=argv, prog_name="filmclean", standalone_mode=False)
     except FilmcleanError as exc:

@@ -286,6 +286,26 @@ class TestSignals:
         assert not out.exists() and not (tmp_path / "mask.mkv").exists()
         assert not list(tmp_path.glob(".*partial*"))
 
+    def test_an_ignored_sighup_stays_ignored(self, tmp_path, tinymask):
+        """Under nohup (SIGHUP ignored) a closed terminal must not stop the run."""
+        src = make_clip(tmp_path / "clip.mkv", n=40, w=128, h=96, audio=False)
+        out = tmp_path / "out.mkv"
+
+        def nohup() -> None:
+            _default_signals()
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "filmclean.cli", "restore", str(src), "-o", str(out), "--model", str(tinymask),
+             "--backend", "torch", "--tile", "64", "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=nohup,
+        )  # fmt: skip
+        _wait_for(tmp_path, ".out.partial*")
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.is_file() and not list(tmp_path.glob(".*partial*"))
+
     def test_sigkill_partials_are_removed_by_the_next_run(self, tmp_path, tinymask):
         src = make_clip(tmp_path / "long.mkv", n=200, w=256, h=192, audio=False)
         out = tmp_path / "out.mkv"
