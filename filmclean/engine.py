@@ -295,18 +295,22 @@ class Restorer:
             r1 = r0 + repaired.shape[0]
             src = rgb[r0:r1]
             valid = valid_pixels(src)
+            all_valid = bool(valid.all())  # the usual case: no pass over the band for invalid pixels
             if prob is None:
-                out[r0:r1] = np.where(valid[..., None], np.clip(repaired, 0.0, 1.0), src)
-                continue
-            prob = np.clip(prob, 0.0, 1.0)
-            if o.dust != "any":
-                repaired = polarity_clamp(src, repaired, o.dust)
-                prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
-            prob = np.where(valid, prob, np.float32(0.0)).astype(np.float32, copy=False)
-            # invalid pixels stay as they are even at threshold 0 (their mask is 0)
-            out[r0:r1] = np.where(valid[..., None], composite(src, repaired, prob, o.threshold), src)
-            if full_mask is not None:
-                full_mask[r0:r1] = prob
+                result = np.clip(repaired, 0.0, 1.0)
+            else:
+                prob = np.clip(prob, 0.0, 1.0)
+                if o.dust != "any":
+                    repaired = polarity_clamp(src, repaired, o.dust)
+                    prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
+                if not all_valid:
+                    prob = np.where(valid, prob, np.float32(0.0))
+                result = composite(src, repaired, prob, o.threshold)
+                if full_mask is not None:
+                    full_mask[r0:r1] = prob
+            if not all_valid:  # invalid pixels stay as they are, even at threshold 0
+                result = np.where(valid[..., None], result, src)
+            out[r0:r1] = result
         return RestoredFrame(out, full_mask)
 
 
