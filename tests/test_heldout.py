@@ -227,3 +227,29 @@ class TestEvaluateOnHeldoutDamage:
         got = kind_errors(clean, damaged, restored, kinds)
         assert got["dust"]["missed_share"] == 0.0 and got["scratch"]["missed_share"] == 1.0
         assert got["scratch"]["ssim_lost_missed"] > 0 and "hair" not in got
+
+
+class TestSpritesOnlyAndNamedImages:
+    """``--damage sprites`` draws every artefact from the held-out sprites; ``--names`` picks images."""
+
+    def test_sprites_only_damage(self, tmp_path, monkeypatch):
+        from filmclean.evaluation import heldout
+        from filmclean.evaluation.pairs import open_pairs, with_heldout_damage
+
+        if not heldout_sprites(DEFAULT_SPRITE_ROOT):
+            pytest.skip("the shared sprite folder is not present")
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        import cv2
+
+        for name in ("a", "b", "c"):
+            assert cv2.imwrite(str(corpus / f"{name}.png"), (picture(200) * 255).astype(np.uint8))
+        procedural = []
+        real_blob = heldout._blob
+        monkeypatch.setattr(heldout, "_blob", lambda *a, **k: procedural.append(1) or real_blob(*a, **k))
+        pairs = with_heldout_damage(open_pairs(corpus, "full", "all", names=["c", "a"]), 0, sprites_only=True)
+        assert pairs.names == ["c", "a"] and pairs.settings["damage"] == "heldout sprites"
+        for name in pairs.names:
+            pair = pairs.load(name)
+            assert pair.mask.any()
+        assert not procedural  # no dust or dirt drawn procedurally

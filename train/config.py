@@ -247,6 +247,9 @@ class TrainConfig:
       ``seed``) are held for validation, ``crops_per_image`` random crops of each photo make one
       epoch, a crop's side is ``crop_scale`` (min, max) times the photo's short side;
       ``synth_params``: fields of ``synth.DamageParams`` for ``dustify`` (None: its defaults);
+      ``damage``: the on-the-fly generator, ``synth`` (``synth.dustify``) or ``film``
+      (:mod:`filmclean.train.filmdamage`: training sprites, wide procedural damage, grain; the mask
+      is the visible change) with ``film_params`` (fields of ``FilmDamageParams``);
       ``clean_fraction``: share of training samples left undamaged (input = target, empty mask),
       so a network learns to leave clean film alone;
     - ``init_from``: a filmclean ``.safetensors`` model of the same architecture whose weights
@@ -288,6 +291,8 @@ class TrainConfig:
     crops_per_image: int = 1
     crop_scale: tuple[float, float] = (0.5, 1.0)
     synth_params: dict[str, Any] | None = None
+    damage: str = "synth"
+    film_params: dict[str, Any] | None = None
     clean_fraction: float = 0.0
     init_from: str | None = None
     polarity: str = "dark"
@@ -315,6 +320,12 @@ class TrainConfig:
             if not isinstance(value, Mapping):
                 raise InputError(f"{name} must be a table/object, got {value!r}")
             set_(name, json.loads(json.dumps(dict(value))))  # own copy, JSON values only
+        if self.damage not in ("synth", "film"):
+            raise InputError(f"damage must be 'synth' or 'film', got {self.damage!r}")
+        if self.film_params is not None:
+            if not isinstance(self.film_params, Mapping):
+                raise InputError(f"film_params must be a table/object, got {self.film_params!r}")
+            set_("film_params", json.loads(json.dumps(dict(self.film_params))))
         if self.synth_params is not None:
             if not isinstance(self.synth_params, Mapping):
                 raise InputError(f"synth_params must be a table/object, got {self.synth_params!r}")

@@ -375,7 +375,9 @@ class OnTheFlyDataset(Dataset):
     """Clean photographs cropped, resized to ``size`` and damaged by ``synth.dustify`` on the fly.
 
     ``len = len(names) * crops_per_image``; item ``i`` uses photo ``names[i // crops_per_image]``.
-    Training items (``validation=False``): a square crop of side ``u * short_side`` with ``u ~
+    ``damage``: ``synth`` (:func:`filmclean.train.synth.dustify`, mask = opacity) or ``film``
+    (:func:`filmclean.train.filmdamage.film_damage` with ``film_params``, mask = visible change; the
+    target may carry added grain). Training items (``validation=False``): a square crop of side ``u * short_side`` with ``u ~
     U(crop_scale)`` at a random position, resized to ``size``, damaged with ``dustify(clean,
     rng, synth_params, polarity)``, then (with ``augment``) the paper's augmentations; all random
     streams derive from ``(seed, epoch, i)``. Validation items: the centred square of the full
@@ -403,7 +405,20 @@ class OnTheFlyDataset(Dataset):
         clean_fraction: float = 0.0,
         augment_params: AugmentParams = PAPER_AUGMENT,
         cache_bytes: int = 1 << 30,
+        damage: str = "synth",
+        film_params: dict[str, Any] | None = None,
     ) -> None:
+        if damage not in ("synth", "film"):
+            raise InputError(f"damage must be 'synth' or 'film', got {damage!r}")
+        self.damage = damage
+        self._film_params = None
+        if damage == "film":
+            from .filmdamage import FilmDamageParams
+
+            try:
+                self._film_params = FilmDamageParams.from_dict(film_params)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"invalid film_params: {exc}") from None
         try:
             from .synth import DamageParams, dustify
         except ImportError as exc:
@@ -478,7 +493,15 @@ class OnTheFlyDataset(Dataset):
         clean = np.clip(resize(crop, self.size, self.size), 0.0, 1.0).astype(np.float32)
         damage_rng = sample_rng(self.seed, epoch, index, STREAM_DAMAGE)
         if self.clean_fraction > 0 and not self.validation and damage_rng.random() < self.clean_fraction:
+            if self._film_params is not None and damage_rng.random() < self._film_params.p_grain:
+                from .filmdamage import add_grain
+
+                clean = add_grain(clean, damage_rng, float(damage_rng.uniform(*self._film_params.grain_strength)))
             damaged, mask = clean, np.zeros(clean.shape[:2], np.float32)  # an undamaged sample
+        elif self._film_params is not None:
+            from .filmdamage import film_damage
+
+            clean, damaged, mask = film_damage(clean, damage_rng, self._film_params, polarity=self.polarity)
         else:
             damaged, mask = self._dustify(clean, damage_rng, params=self._damage_params, polarity=self.polarity)
         inp = _to_chw(np.asarray(damaged, dtype=np.float32))

@@ -158,6 +158,8 @@ class DataPlan:
                     crop_scale=c.crop_scale,
                     synth_params=c.synth_params,
                     clean_fraction=c.clean_fraction,
+                    damage=c.damage,
+                    film_params=c.film_params,
                 )
             if len(ds) == 0:
                 raise InputError(f"the training split is empty at size {size}", c.pairs_dir or c.clean_dir)
@@ -187,6 +189,8 @@ class DataPlan:
                     c.polarity,
                     validation=True,
                     synth_params=c.synth_params,
+                    damage=c.damage,
+                    film_params=c.film_params,
                 )
             self._valid[size] = ds if ds is not None and len(ds) > 0 else None
         return self._valid[size]

@@ -96,16 +96,25 @@ def _console() -> Any:
 )
 @click.option(
     "--damage",
-    type=click.Choice(["stored", "heldout"]),
+    type=click.Choice(["stored", "heldout", "sprites"]),
     default="stored",
     show_default=True,
     help="stored: the pairs' own damage (dustify's files; the training generator for --size full); heldout: "
     "damage drawn afresh on each clean image by the generator never used for training, reported per kind "
-    "(dust, dirt, hair, scratch).",
+    "(dust, dirt, hair, scratch); sprites: the same generator with every artefact a real shape from the "
+    "held-out sprites (never used for training).",
 )
 @click.option("--damage-seed", type=int, default=0, show_default=True, help="Seed of the held-out damage.")
 @_model_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs (by name).")
+@click.option(
+    "--names",
+    "wanted",
+    default=None,
+    callback=_names,
+    help="Comma-separated image names to evaluate instead of the split (e.g. a training run's validation "
+    "images, for choosing a model).",
+)
 @click.option(
     "--worst",
     type=click.IntRange(min=0),
@@ -132,6 +141,7 @@ def evaluate_command(
     backend: str,
     device: str,
     limit: int | None,
+    wanted: list[str] | None,
     worst: int,
     no_lpips: bool,
     no_figures: bool,
@@ -146,9 +156,9 @@ def evaluate_command(
     from .report import attribution_table, kind_table, results_table, write_report
     from .still import evaluate
 
-    pairs = open_pairs(pairs_dir, size, split, limit)
-    if damage == "heldout":
-        pairs = with_heldout_damage(pairs, damage_seed)
+    pairs = open_pairs(pairs_dir, size, split, limit, wanted)
+    if damage in ("heldout", "sprites"):
+        pairs = with_heldout_damage(pairs, damage_seed, sprites_only=damage == "sprites")
     specs = list(models) or default_method_specs(pairs.has_masks)
     methods = [
         parse_method(

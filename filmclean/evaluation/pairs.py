@@ -418,16 +418,22 @@ or the training generator for ``--size full``); ``heldout`` -- drawn afresh on e
 image by :func:`filmclean.evaluation.heldout.damage_heldout`, the generator never used for training."""
 
 
-def with_heldout_damage(pairs: PairSet, seed: int = 0) -> PairSet:
+def with_heldout_damage(pairs: PairSet, seed: int = 0, sprites_only: bool = False) -> PairSet:
     """``pairs`` with every clean image damaged by the held-out generator instead (seeded by ``seed``
-    and the pair's name, so every model sees the same damage), with per-kind masks."""
-    from .heldout import damage_heldout
+    and the pair's name, so every model sees the same damage), with per-kind masks.
+
+    ``sprites_only``: every artefact is a held-out FilmDamageSimulator sprite (where the sprite folder
+    is present), none drawn procedurally."""
+    from .heldout import HeldoutParams, damage_heldout
+
+    params = HeldoutParams(sprite_fraction=1.0) if sprites_only else HeldoutParams()
 
     def load(name: str) -> Pair:
         clean = pairs.load(name).clean
         digest = hashlib.sha256(name.encode()).digest()
-        dmg = damage_heldout(clean, int.from_bytes(digest[:4], "little") ^ (int(seed) & 0xFFFFFFFF))
+        dmg = damage_heldout(clean, int.from_bytes(digest[:4], "little") ^ (int(seed) & 0xFFFFFFFF), params)
         return Pair(name, clean, dmg.damaged, dmg.mask, dict(dmg.masks))
 
-    settings = {**pairs.settings, "damage": "heldout", "damage_seed": int(seed)}
+    kind = "heldout sprites" if sprites_only else "heldout"
+    settings = {**pairs.settings, "damage": kind, "damage_seed": int(seed)}
     return PairSet(pairs.root, pairs.mode, pairs.size, pairs.split, list(pairs.names), True, settings, load)

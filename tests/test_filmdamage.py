@@ -1,0 +1,148 @@
+"""The broad training damage generator (filmclean.train.filmdamage) and its use in training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from filmclean.errors import InputError
+from filmclean.train.filmdamage import FilmDamageParams, add_grain, film_damage, sprite_pool
+
+
+def _picture(h: int = 96, w: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.2 + 0.6 * xx / w, 0.3 + 0.4 * yy / h, 0.5 + 0.2 * np.sin(xx / 7)], axis=2)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _sprites(root: Path) -> Path:
+    """A tiny sprite folder in the FilmDamageSimulator layout: white RGBA artefacts."""
+    for folder, numbers in {"dots": (1, 5, 7), "hair": (2, 10, 11), "scratches": (3, 4)}.items():
+        d = root / folder
+        d.mkdir(parents=True)
+        for n in numbers:
+            img = np.zeros((40, 40, 4), np.uint8)
+            img[..., :3] = 255
+            if folder == "hair":
+                cv2.line(img, (3, 5), (36, 30), (255, 255, 255, 255), 2)
+            elif folder == "scratches":
+                cv2.line(img, (20, 0), (21, 39), (255, 255, 255, 255), 1)
+            else:
+                cv2.circle(img, (20, 20), 6, (255, 255, 255, 255), -1)
+            cv2.imwrite(str(d / f"{folder}_{n}.png"), img)
+    return root
+
+
+ONLY_SPRITES = FilmDamageParams(
+    sprite_rate=60.0, dust_rate=0, blotch_rate=0, hair_rate=0, scratch_rate=0, p_synth=0, p_grain=0, kind_jitter=0
+)
+NO_EXTRAS = dict(p_synth=0.0, p_grain=0.0, p_scratch_flip=0.0, p_scratch_colour=0.0)
+
+
+class TestFilmDamage:
+    def test_deterministic_given_the_seed(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        a = film_damage(_picture(), np.random.default_rng(3), sprite_root=root)
+        b = film_damage(_picture(), np.random.default_rng(3), sprite_root=root)
+        c = film_damage(_picture(), np.random.default_rng(4), sprite_root=root)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        assert not np.array_equal(a[1], c[1])
+
+    def test_mask_is_the_visible_change(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        for seed in range(6):
+            target, damaged, mask = film_damage(_picture(), np.random.default_rng(seed), sprite_root=root)
+            assert target.shape == damaged.shape == (96, 128, 3) and mask.shape == (96, 128)
+            assert damaged.dtype == np.float32 and mask.dtype == np.float32
+            assert 0.0 <= damaged.min() and damaged.max() <= 1.0
+            np.testing.assert_allclose(mask, np.abs(damaged - target).max(axis=2), atol=1e-7)
+            untouched = mask == 0
+            np.testing.assert_array_equal(damaged[untouched], target[untouched])
+            assert (mask > 0).any()
+
+    @pytest.mark.parametrize("polarity", ["dark", "light"])
+    def test_polarity_sets_the_direction_of_change(self, tmp_path: Path, polarity: str) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        params = FilmDamageParams(**NO_EXTRAS)
+        for seed in range(5):
+            target, damaged, _ = film_damage(_picture(), np.random.default_rng(seed), params, polarity, root)
+            diff = damaged - target
+            if polarity == "dark":
+                assert diff.max() <= 1e-6 and diff.min() < -0.05
+            else:
+                assert diff.min() >= -1e-6 and diff.max() > 0.05
+
+    def test_scratches_can_go_the_other_way(self, tmp_path: Path) -> None:
+        params = FilmDamageParams(
+            sprite_rate=0, dust_rate=0, blotch_rate=0, hair_rate=0, scratch_rate=20, p_synth=0, p_grain=0,
+            p_scratch_flip=1.0, p_scratch_colour=0.0, kind_jitter=0, p_faint=0.0, level_shape=1e4,
+        )  # fmt: skip
+        target, damaged, _ = film_damage(_picture(), np.random.default_rng(0), params, "dark", str(tmp_path))
+        assert (damaged - target).max() > 0.1  # bright (emulsion-side) scratches on a positive
+
+    def test_sprites_are_drawn_from_the_training_subset_only(self, tmp_path: Path) -> None:
+        root = _sprites(tmp_path / "sprites")
+        pool = sprite_pool(str(root))
+        names = sorted(Path(p).name for files in pool.values() for p in files)
+        assert names == ["dots_1.png", "dots_7.png", "hair_11.png", "hair_2.png", "scratches_3.png", "scratches_4.png"]
+        assert set(pool) == {"dust", "hair", "scratch"}
+
+    def test_sprites_alone_damage_the_picture(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        _, _, mask = film_damage(_picture(), np.random.default_rng(1), ONLY_SPRITES, "dark", root)
+        assert (mask > 0.05).mean() > 0.01
+        _, _, none = film_damage(_picture(), np.random.default_rng(1), ONLY_SPRITES, "dark", str(tmp_path / "nothing"))
+        assert (none > 0).mean() < (mask > 0).mean()  # without sprites only the fallback artefact is drawn
+
+    def test_unknown_parameters_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="bogus"):
+            FilmDamageParams.from_dict({"bogus": 1})
+        assert FilmDamageParams.from_dict({"grain_strength": [0.01, 0.02]}).grain_strength == (0.01, 0.02)
+
+
+class TestAddGrain:
+    def test_grain_is_zero_mean_noise_of_the_given_strength(self) -> None:
+        img = np.full((128, 128, 3), 0.5, np.float32)
+        out = add_grain(img, np.random.default_rng(0), 0.03)
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert abs(float((out - img).mean())) < 0.005
+        assert 0.02 < float((out - img).std()) < 0.05
+
+
+class TestFilmDamageInTraining:
+    def _clean_dir(self, tmp_path: Path) -> Path:
+        d = tmp_path / "clean"
+        d.mkdir()
+        for i in range(3):
+            img = (np.roll(_picture(80, 100), i * 9, axis=1) * 255).astype(np.uint8)
+            cv2.imwrite(str(d / f"p{i}.png"), img)
+        return d
+
+    def test_dataset_items_use_the_film_generator(self, tmp_path: Path) -> None:
+        from filmclean.train.data import OnTheFlyDataset
+
+        ds = OnTheFlyDataset(
+            self._clean_dir(tmp_path), 64, ["p0", "p1", "p2"], seed=1, polarity="any", crops_per_image=2,
+            damage="film", film_params={"p_grain": 1.0},
+        )  # fmt: skip
+        item = ds[3]
+        assert item["input"].shape == (3, 64, 64) and item["mask"].shape == (1, 64, 64)
+        diff = (item["input"] - item["target"]).abs().amax(0)
+        assert float((diff - item["mask"][0]).abs().max()) < 1e-6
+        assert float(item["mask"].max()) > 0
+
+    def test_bad_generator_settings_are_refused(self, tmp_path: Path) -> None:
+        from filmclean.train.config import TrainConfig
+        from filmclean.train.data import OnTheFlyDataset
+
+        with pytest.raises(InputError, match="damage"):
+            TrainConfig(clean_dir=str(tmp_path), damage="sprites")
+        with pytest.raises(InputError, match="film_params"):
+            OnTheFlyDataset(self._clean_dir(tmp_path), 64, ["p0"], seed=1, damage="film", film_params={"nope": 1})
+        assert TrainConfig(clean_dir=str(tmp_path), damage="film", film_params={"p_grain": 0.5}).film_params == {
+            "p_grain": 0.5
+        }
