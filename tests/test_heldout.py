@@ -227,6 +227,14 @@ class TestEvaluateOnHeldoutDamage:
         got = kind_errors(clean, damaged, restored, kinds)
         assert got["dust"]["missed_share"] == 0.0 and got["scratch"]["missed_share"] == 1.0
         assert got["scratch"]["ssim_lost_missed"] > 0 and "hair" not in got
+        assert got["dust"]["unrepaired_share"] == 0.0 and got["scratch"]["unrepaired_share"] == 1.0
+        touched = restored.copy()
+        touched[10:20, 10] = 0.01  # changed, but still visibly damaged: touched is not repaired
+        got = kind_errors(clean, damaged, touched, kinds)
+        assert got["scratch"]["missed_share"] == 0.0 and got["scratch"]["unrepaired_share"] == 1.0
+        half = restored.copy()
+        half[10:20, 10] = 0.4  # most of the damage removed
+        assert kind_errors(clean, damaged, half, kinds)["scratch"]["unrepaired_share"] == 0.0
 
 
 class TestSpritesOnlyAndNamedImages:

@@ -131,6 +131,20 @@ def attribute_errors(
     }
 
 
+#: A damaged pixel is still damaged after a restoration when its error (largest over the channels)
+#: exceeds both 2/255 and half of the damage it carried.
+UNREPAIRED = (2.0 / 255.0, 0.5)
+
+
+def unrepaired_pixels(clean: np.ndarray, damaged: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose error after restoration ``max_c |restored - clean|`` is above
+    2/255 and above half their error before ``max_c |damaged - clean|`` (see :data:`UNREPAIRED`)."""
+    before = np.abs(damaged - clean).max(axis=-1)
+    after = np.abs(restored - clean).max(axis=-1)
+    floor, part = UNREPAIRED
+    return (after > floor) & (after > part * before)
+
+
 def kind_errors(
     clean: np.ndarray,
     damaged: np.ndarray,
@@ -140,9 +154,12 @@ def kind_errors(
 ) -> dict[str, dict[str, float]]:
     """Per kind of damage (``kinds``: name -> ``(H, W)`` bool mask of that kind's visible damage):
     ``{"missed_share"``, the share of its pixels the restoration left untouched (unchanged in every
-    channel), and ``"ssim_lost_missed"``, the SSIM gained if those pixels were made clean}``. Kinds
+    channel); ``"unrepaired_share"``, the stricter share of its pixels still visibly damaged
+    (:data:`UNREPAIRED`): touching a pixel without removing its damage does not count as a repair;
+    and ``"ssim_lost_missed"``, the SSIM gained if the untouched pixels were made clean}``. Kinds
     with no pixel in this image are left out."""
     changed = np.any(restored != damaged, axis=-1)
+    unrepaired = unrepaired_pixels(clean, damaged, restored)
     base = ssim(restored, clean) if ssim_restored is None else float(ssim_restored)
     out: dict[str, dict[str, float]] = {}
     for kind, mask in kinds.items():
@@ -153,6 +170,7 @@ def kind_errors(
         fixed = np.where(missed[..., None], clean, restored)
         out[kind] = {
             "missed_share": float(missed.sum() / m.sum()),
+            "unrepaired_share": float((m & unrepaired).sum() / m.sum()),
             "ssim_lost_missed": ssim(fixed, clean) - base if missed.any() else 0.0,
         }
     return out

@@ -256,12 +256,14 @@ def kind_table(result: EvaluationResult) -> Any:
         return None
     table = Table(
         title="damage left alone, per kind (held-out damage)",
-        caption="share of each kind's visible pixels left untouched / SSIM gained if they were made clean",
+        caption="missed: share of each kind's visible pixels left untouched; unrep.: share still visibly damaged "
+        "(error > 2/255 and > half the damage); lost: SSIM gained if the untouched ones were made clean",
         caption_justify="left",
     )
     table.add_column("model", style="bold", no_wrap=True)
     for kind in KINDS:
         table.add_column(f"{kind} missed", justify="right")
+        table.add_column("unrep.", justify="right")
         table.add_column("lost", justify="right")
     for name, s in result.summaries.items():
         cells = []
@@ -269,6 +271,7 @@ def kind_table(result: EvaluationResult) -> Any:
             k = s.get("per_kind", {}).get(kind, {})
             cells += [
                 _share((k.get("missed_share") or {}).get("mean")),
+                _share((k.get("unrepaired_share") or {}).get("mean")),
                 fmt((k.get("ssim_lost_missed") or {}).get("mean")),
             ]
         table.add_row(name, *cells)

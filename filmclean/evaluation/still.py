@@ -112,6 +112,7 @@ class ImageScores:
             for kind in KINDS:
                 values = self.per_kind.get(kind, {})
                 out[f"missed_share_{kind}"] = values.get("missed_share")
+                out[f"unrepaired_share_{kind}"] = values.get("unrepaired_share")
                 out[f"ssim_lost_missed_{kind}"] = values.get("ssim_lost_missed")
         return out
 
@@ -165,6 +166,7 @@ def _per_kind_summary(scores: Sequence[ImageScores]) -> dict[str, dict[str, Any]
         out[kind] = {
             "images": len(values),
             "missed_share": stats([v["missed_share"] for v in values]),
+            "unrepaired_share": stats([v["unrepaired_share"] for v in values]),
             "ssim_lost_missed": stats([v["ssim_lost_missed"] for v in values]),
         }
     return out
