@@ -4,7 +4,7 @@ Per kind, the table gives the share of visible damage left untouched and, in bra
 share still visibly damaged after restoration. Runs ``filmclean evaluate`` once per (size, damage) setting and gathers the reports:
 
 - ``heldout``: the held-out generator (never used for training), part of its artefacts real shapes
-  from the held-out sprites;
+  from the held-out sprites; at 256 px, drawn on the whole image and scored on ``--crops`` crops;
 - ``sprites``: the same generator with every artefact a held-out sprite;
 - ``stored``: the training generator (dustify's pairs at 256 px, ``synth.dustify`` at full size).
 
@@ -32,8 +32,16 @@ DAMAGES = ("heldout", "sprites", "stored")
 
 
 def run_setting(args: argparse.Namespace, size: str, damage: str, out: Path) -> dict:
-    pairs = args.corpus if size == "full" else args.pairs
-    cmd = [sys.executable, "-m", "filmclean", "evaluate", "--pairs", str(pairs), "--size", size]
+    """One ``filmclean evaluate`` run. At 256 px the held-out damage is drawn on whole images and
+    ``--crops`` crops of each are scored (scan-scale damage); the training generator's 256-px pairs
+    are dustify's."""
+    if size == "full":
+        cmd = [sys.executable, "-m", "filmclean", "evaluate", "--pairs", str(args.corpus), "--size", "full"]
+    elif damage == "stored":
+        cmd = [sys.executable, "-m", "filmclean", "evaluate", "--pairs", str(args.pairs), "--size", size]
+    else:
+        cmd = [sys.executable, "-m", "filmclean", "evaluate", "--pairs", str(args.corpus), "--size", "full"]
+        cmd += ["--crops", str(args.crops), "--crop-size", size]
     cmd += ["--damage", damage, "--no-lpips", "--no-figures", "-q", "-o", str(out)]
     cmd += ["--names", args.names] if args.names else ["--split", args.split]
     for model in args.model:
@@ -67,6 +75,7 @@ def main() -> None:
     ap.add_argument("--names", default=None, help="comma-separated image names instead of the split")
     ap.add_argument("--model", action="append", required=True, help="as filmclean evaluate --model (repeatable)")
     ap.add_argument("--sizes", default="256,full")
+    ap.add_argument("--crops", type=int, default=8, help="crops per image at 256 px (held-out damage)")
     ap.add_argument("--damages", default=",".join(DAMAGES))
     ap.add_argument("-o", "--output", type=Path, required=True, help="folder for the reports and tables.md")
     ap.add_argument("extra", nargs="*", help="further filmclean evaluate options, after --")

@@ -261,3 +261,32 @@ class TestSpritesOnlyAndNamedImages:
             pair = pairs.load(name)
             assert pair.mask.any()
         assert not procedural  # no dust or dirt drawn procedurally
+
+
+class TestCropsOfDamagedImages:
+    """``--crops N``: crops of whole images damaged at their own scale, masks cut alike."""
+
+    def test_crops_cut_pictures_and_masks_alike(self, tmp_path):
+        from filmclean.evaluation.pairs import crops_of, open_pairs, with_heldout_damage
+
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        assert cv2.imwrite(str(corpus / "big.png"), (picture(300, 400) * 255).astype(np.uint8))
+        assert cv2.imwrite(str(corpus / "small.png"), (picture(40, 50) * 255).astype(np.uint8))
+        whole = with_heldout_damage(open_pairs(corpus, "full", "all"), 3)
+        crops = crops_of(whole, 64, 3, seed=3)
+        assert crops.size == "64" and crops.has_masks
+        big = [n for n in crops.names if n.startswith("big@")]
+        small = [n for n in crops.names if n.startswith("small@")]
+        assert 1 <= len(big) <= 3 and 1 <= len(small) <= 3
+        full = whole.load("big")
+        for name in big:
+            pair = crops.load(name)
+            x, y = (int(v) for v in name.split("@")[1].split(","))
+            assert pair.clean.shape == (64, 64, 3)
+            np.testing.assert_array_equal(pair.damaged, full.damaged[y : y + 64, x : x + 64])
+            np.testing.assert_array_equal(pair.mask, full.mask[y : y + 64, x : x + 64])
+            for kind, m in pair.kinds.items():
+                np.testing.assert_array_equal(m, full.kinds[kind][y : y + 64, x : x + 64])
+        assert crops_of(whole, 64, 3, seed=3).names == crops.names  # positions are seeded
+        assert crops.load(small[0]).clean.shape == (40, 40, 3)  # under 64 px: squares of the short side

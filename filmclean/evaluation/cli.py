@@ -105,6 +105,14 @@ def _console() -> Any:
     "held-out sprites (never used for training).",
 )
 @click.option("--damage-seed", type=int, default=0, show_default=True, help="Seed of the held-out damage.")
+@click.option(
+    "--crops",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score N random square crops of each (damaged) image instead of whole images, each through the "
+    "model alone; with --size full the damage keeps its scan-scale sizes in the crops.",
+)
+@click.option("--crop-size", type=click.IntRange(min=16), default=256, show_default=True, help="Side of --crops.")
 @_model_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs (by name).")
 @click.option(
@@ -133,6 +141,8 @@ def evaluate_command(
     out_dir: str,
     damage: str,
     damage_seed: int,
+    crops: int | None,
+    crop_size: int,
     tile: int,
     no_tile: bool,
     threshold: float,
@@ -152,13 +162,15 @@ def evaluate_command(
     where SSIM is lost (damage missed, undamaged pixels changed)."""
     from .methods import default_method_specs, parse_method
     from .metrics import LpipsScorer
-    from .pairs import open_pairs, with_heldout_damage
+    from .pairs import crops_of, open_pairs, with_heldout_damage
     from .report import attribution_table, kind_table, results_table, write_report
     from .still import evaluate
 
     pairs = open_pairs(pairs_dir, size, split, limit, wanted)
     if damage in ("heldout", "sprites"):
         pairs = with_heldout_damage(pairs, damage_seed, sprites_only=damage == "sprites")
+    if crops is not None:
+        pairs = crops_of(pairs, crop_size, crops, damage_seed)
     specs = list(models) or default_method_specs(pairs.has_masks)
     methods = [
         parse_method(

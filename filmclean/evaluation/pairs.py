@@ -437,3 +437,55 @@ def with_heldout_damage(pairs: PairSet, seed: int = 0, sprites_only: bool = Fals
     kind = "heldout sprites" if sprites_only else "heldout"
     settings = {**pairs.settings, "damage": kind, "damage_seed": int(seed)}
     return PairSet(pairs.root, pairs.mode, pairs.size, pairs.split, list(pairs.names), True, settings, load)
+
+
+def crops_of(pairs: PairSet, size: int, per_image: int, seed: int = 0) -> PairSet:
+    """``per_image`` square crops of side ``size`` of every pair (clean, damaged and masks cut alike),
+    at positions seeded by ``seed`` and the pair's name, named ``NAME@X,Y``.
+
+    Damage drawn on the whole image keeps its scan-scale sizes in the crops (a hair 5 px wide stays
+    5 px wide), unlike damage drawn on a downscaled picture; each crop goes through a model alone.
+    In an image smaller than ``size`` the crops are squares of its short side."""
+    if size < 16 or per_image < 1:
+        raise ValueError(f"crops need size >= 16 and at least one per image, got {size}, {per_image}")
+    cache: dict[str, Pair] = {}
+
+    def whole(name: str) -> Pair:
+        if name not in cache:
+            cache.clear()  # one whole image at a time: its crops are consecutive
+            cache[name] = pairs.load(name)
+        return cache[name]
+
+    def positions(name: str) -> list[tuple[int, int, int]]:
+        pair = whole(name)
+        h, w = pair.clean.shape[:2]
+        side = min(size, h, w)
+        digest = hashlib.sha256(f"{name}/{int(seed)}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return [
+            (int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1)), side) for _ in range(per_image)
+        ]
+
+    names: list[str] = []
+    where: dict[str, tuple[str, int, int, int]] = {}
+    for name in pairs.names:
+        for x, y, side in dict.fromkeys(positions(name)):
+            crop = f"{name}@{x},{y}"
+            names.append(crop)
+            where[crop] = (name, x, y, side)
+
+    def load(crop: str) -> Pair:
+        name, x, y, side = where[crop]
+        p = whole(name)
+        cut = (slice(y, y + side), slice(x, x + side))
+        kinds = None if p.kinds is None else {k: np.ascontiguousarray(m[cut]) for k, m in p.kinds.items()}
+        mask = None if p.mask is None else np.ascontiguousarray(p.mask[cut])
+        return Pair(crop, np.ascontiguousarray(p.clean[cut]), np.ascontiguousarray(p.damaged[cut]), mask, kinds)
+
+    settings = {
+        **pairs.settings,
+        "size": str(size),
+        "crops": f"{per_image} crops of {size} px per image",
+        "crop_seed": seed,
+    }
+    return PairSet(pairs.root, pairs.mode, str(size), pairs.split, names, pairs.has_masks, settings, load)
