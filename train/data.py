@@ -413,8 +413,9 @@ class OnTheFlyDataset(Dataset):
         self.damage = damage
         self._film_params = None
         if damage == "film":
-            from .filmdamage import FilmDamageParams
+            from .filmdamage import FilmDamageParams, add_grain, film_damage
 
+            self._film_damage, self._add_grain = film_damage, add_grain
             try:
                 self._film_params = FilmDamageParams.from_dict(film_params)
             except (TypeError, ValueError) as exc:
@@ -494,14 +495,10 @@ class OnTheFlyDataset(Dataset):
         damage_rng = sample_rng(self.seed, epoch, index, STREAM_DAMAGE)
         if self.clean_fraction > 0 and not self.validation and damage_rng.random() < self.clean_fraction:
             if self._film_params is not None and damage_rng.random() < self._film_params.p_grain:
-                from .filmdamage import add_grain
-
-                clean = add_grain(clean, damage_rng, float(damage_rng.uniform(*self._film_params.grain_strength)))
+                clean = self._add_grain(clean, damage_rng, float(damage_rng.uniform(*self._film_params.grain_strength)))
             damaged, mask = clean, np.zeros(clean.shape[:2], np.float32)  # an undamaged sample
         elif self._film_params is not None:
-            from .filmdamage import film_damage
-
-            clean, damaged, mask = film_damage(clean, damage_rng, self._film_params, polarity=self.polarity)
+            clean, damaged, mask = self._film_damage(clean, damage_rng, self._film_params, polarity=self.polarity)
         else:
             damaged, mask = self._dustify(clean, damage_rng, params=self._damage_params, polarity=self.polarity)
         inp = _to_chw(np.asarray(damaged, dtype=np.float32))
