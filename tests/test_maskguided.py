@@ -36,10 +36,13 @@ class TestMaskGuidedNet:
         net = build_network("maskguided", {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]})
         assert isinstance(net, MaskGuidedNet)
 
-    @pytest.mark.parametrize("fill_levels", [0, 3])
-    def test_receptive_radius_is_an_upper_bound(self, fill_levels):
+    @pytest.mark.parametrize("fill_levels,fine_blocks,mask_grow", [(0, 0, 0), (3, 0, 0), (3, 1, 2)])
+    def test_receptive_radius_is_an_upper_bound(self, fill_levels, fine_blocks, mask_grow):
         """Changing pixels farther than the radius from a pixel never changes that pixel's output."""
-        net = small_net(fill_levels=fill_levels)
+        net = small_net(fill_levels=fill_levels, fine_blocks=fine_blocks, mask_grow=mask_grow)
+        with torch.no_grad():  # new fine blocks start as the identity: give them weights that reach
+            for block in list(getattr(net, "fine_enc", [])) + list(getattr(net, "fine_dec", [])):
+                block.b.weight.normal_(0.0, 0.2)
         r = net.receptive_radius
         size = 2 * r + 40
         size += (-size) % 8
@@ -91,6 +94,17 @@ class TestMaskGuidedNet:
         net = small_net(fill_levels=fill_levels)
         cfg = {"widths": [8, 12, 16], "dilations": [1, 2], "tophat": [5, 11], "fill_levels": fill_levels}
         st = save_model(net, "maskguided", cfg, tmp_path / "m.safetensors")
+        res = export_onnx(st, tmp_path / "m.onnx")
+        assert res["max_abs_diff"] < 1e-3
+
+    def test_onnx_parity_with_fine_blocks_and_a_grown_mask(self, tmp_path):
+        from filmclean.modelfile import save_model
+        from filmclean.onnx_export import export_onnx
+
+        net = small_net(fill_levels=3, fine_blocks=1, mask_grow=1)
+        with torch.no_grad():
+            net.fine_dec[0].b.weight.normal_(0.0, 0.1)
+        st = save_model(net, "maskguided", net.config(), tmp_path / "m.safetensors")
         res = export_onnx(st, tmp_path / "m.onnx")
         assert res["max_abs_diff"] < 1e-3
 
@@ -176,6 +190,49 @@ class TestFillAndRefine:
         net = small_net(fill_levels=3)
         keys = set(net.state_dict())
         assert "head.weight" not in keys and {"mask_head.weight", "refine.0.0.weight", "refine.1.weight"} <= keys
+
+
+class TestGrownFrom:
+    def test_new_fine_blocks_start_as_the_identity(self):
+        base = small_net(fill_levels=3)
+        net = MaskGuidedNet.grown_from(base, fine_blocks=2).eval()
+        assert net.fine_blocks == 2 and len(net.fine_enc) == 2 and len(net.fine_dec) == 2
+        assert net.receptive_radius == base.receptive_radius + 16
+        x = torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            (r0, m0), (r1, m1) = base(x), net(x)
+        assert torch.allclose(m0, m1, atol=1e-6) and torch.allclose(r0, r1, atol=1e-6)
+
+    def test_a_grown_mask_is_the_max_filter_of_the_detection_and_is_filled(self):
+        base = small_net(fill_levels=3)
+        net = MaskGuidedNet.grown_from(base, mask_grow=2).eval()
+        x = torch.full((1, 3, 64, 64), 0.4)
+        x[..., 30:33, 30:33] = 1.0
+        with torch.no_grad():
+            _, m0 = base(x)
+            r1, m1 = net(x)
+            assert torch.allclose(m1, torch.nn.functional.max_pool2d(m0, 5, 1, 2), atol=1e-6)
+            net.train()
+            _, prob, logits = net(x)
+        assert torch.allclose(torch.sigmoid(logits), m0, atol=1e-6)  # the loss scores the detection
+        assert torch.allclose(prob, m1, atol=1e-6)
+
+    def test_config_rebuilds_and_bad_settings_are_refused(self):
+        net = small_net(fill_levels=3, fine_blocks=1, mask_grow=1)
+        again = MaskGuidedNet(**net.config())
+        assert set(again.state_dict()) == set(net.state_dict())
+        assert "fine_enc.0.a.0.weight" in net.state_dict() and "fine_enc.0.a.0.weight" not in small_net().state_dict()
+        with pytest.raises(ValueError):
+            MaskGuidedNet.grown_from(net, fine_blocks=0)
+        for bad in ({"fine_blocks": -1}, {"fine_blocks": 5}, {"mask_grow": 9}):
+            with pytest.raises(ValueError):
+                MaskGuidedNet(**bad)
+
+    def test_a_temporal_network_is_not_built_from_a_grown_one(self):
+        from filmclean.nets.temporal import TemporalMaskGuidedNet
+
+        with pytest.raises(ValueError, match="fine_blocks"):
+            TemporalMaskGuidedNet.from_single(small_net(fill_levels=3, fine_blocks=1))
 
 
 class TestMaskGuidedLoss:

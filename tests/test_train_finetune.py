@@ -99,3 +99,41 @@ def test_init_from_a_network_without_the_fill_keeps_its_weights_and_mask(clean_d
         assert torch.allclose(net(x)[1], base(x)[1], atol=1e-5)  # the same mask: only the repair changed
     assert torch.allclose(net.stem[0].weight, base.stem[0].weight, atol=1e-6)
     assert torch.allclose(net.mask_head.weight, base.head.weight[12:16], atol=1e-6)
+
+
+def test_init_from_a_training_checkpoint_into_a_grown_network(clean_dir, tmp_path):
+    """A run may start from another run's checkpoint, adding fine blocks and a grown mask."""
+    from filmclean.nets.maskguided import MaskGuidedNet
+    from filmclean.train.loop import network_from_checkpoint
+
+    base_cfg = {"widths": [8, 12, 16], "dilations": [1], "tophat": [5], "fill_levels": 2}
+    first = TrainConfig(
+        arch="maskguided",
+        arch_config=base_cfg,
+        loss="maskguided",
+        clean_dir=str(clean_dir),
+        augment=False,
+        valid_fraction=0.25,
+        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-3),),
+    )
+    train(first, tmp_path / "run1", progress=False, max_steps=2)
+    ckpt = tmp_path / "run1" / "checkpoint.safetensors"
+    base, _, _ = network_from_checkpoint(ckpt)
+    grown_cfg = {**base_cfg, "fine_blocks": 1, "mask_grow": 1}
+    second = first.replace(
+        arch_config=grown_cfg, init_from=str(ckpt), stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),)
+    )
+    train(second, tmp_path / "run2", progress=False, max_steps=1)
+    net, _, cfg = network_from_checkpoint(tmp_path / "run2" / "checkpoint.safetensors")
+    assert isinstance(net, MaskGuidedNet) and cfg["fine_blocks"] == 1 and net.mask_grow == 1
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch.nn.functional.max_pool2d(base.eval()(x)[1], 3, 1, 1)
+        assert torch.allclose(net.eval()(x)[1], expected, atol=1e-5)
+    with pytest.raises(InputError, match="fine blocks"):
+        train(
+            first.replace(init_from=str(tmp_path / "run2" / "checkpoint.safetensors")),
+            tmp_path / "run3",
+            progress=False,
+            max_steps=1,
+        )

@@ -252,8 +252,10 @@ class TrainConfig:
       is the visible change) with ``film_params`` (fields of ``FilmDamageParams``);
       ``clean_fraction``: share of training samples left undamaged (input = target, empty mask),
       so a network learns to leave clean film alone;
-    - ``init_from``: a filmclean ``.safetensors`` model of the same architecture whose weights
-      start the run (fine-tuning, e.g. on one's own scans); None = fresh initialisation;
+    - ``init_from``: a filmclean ``.safetensors`` model or a training checkpoint of the same
+      architecture whose weights start the run (fine-tuning, e.g. on one's own scans); a maskguided
+      network may also start one with more ``fine_blocks`` or another ``mask_grow``
+      (``MaskGuidedNet.grown_from``); None = fresh initialisation;
     - ``exclude_names``: image names (file stems) never used for training or validation
       (held-out test images);
     - ``polarity``: damage polarity for on-the-fly synthesis: ``dark``, ``light`` or ``any`` (each

@@ -12,7 +12,8 @@ Terms (all means over the batch):
 - ``bce``: binary cross-entropy of the predicted mask against ``mask >= min_opacity`` (visible
   damage), positives weighted by ``pos_weight``; pixels with faint damage (``0 < mask <
   min_opacity``) are left out of this term (no reliable label: they may be called either way);
-- ``dice``: soft Dice loss of the same (keeps thin scratches and specks from being ignored);
+- ``dice``: soft Dice loss of the same (keeps thin scratches and specks from being ignored); both
+  score the detection itself (the logits), before a network's ``mask_grow`` widens it;
 - ``out_l1``: L1 between the soft composite ``x + m (r - x)`` and the clean target, all pixels;
 - ``out_ssim``: ``1 - SSIM`` (kornia, 7x7 Gaussian window) of the composite vs the target;
 - ``repair_l1``: L1 of the raw repair ``r`` vs the target inside the true mask dilated by
@@ -57,7 +58,7 @@ class MaskGuidedLoss(nn.Module):
         opacity = batch["mask"].to(prob.dtype)
         true = (opacity >= self.min_opacity).to(prob.dtype)
         faint = ((opacity > 0) & (opacity < self.min_opacity)).to(prob.dtype)
-        p = prob
+        p = torch.sigmoid(logits) if len(net_out) > 2 else prob  # the detection, before any grown fringe
         weight = (1.0 + (self.pos_weight - 1.0) * true) * (1.0 - faint)
         bce = F.binary_cross_entropy_with_logits(logits, true, weight=weight, reduction="sum") / weight.sum().clamp_min(
             1.0

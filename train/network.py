@@ -13,23 +13,30 @@ from .config import TrainConfig
 
 def _initial_weights(net: nn.Module, config: TrainConfig) -> None:
     """Load ``config.init_from`` into ``net`` (a single-frame maskguided model may start a temporal
-    or a fill-based one: their ``from_single`` / ``from_base`` compute what it computes)."""
-    from filmclean.modelfile import load_torch_network
+    one, a fill-based one or one with more fine blocks or a grown mask: their
+    ``from_single`` / ``from_base`` / ``grown_from`` compute what it computes)."""
+    from filmclean.modelfile import checkpoint_network, is_training_checkpoint, load_torch_network
 
-    src, spec = load_torch_network(config.init_from)  # type: ignore[arg-type]
-    if config.arch == "temporal_maskguided" and spec.arch == "maskguided":
+    if is_training_checkpoint(config.init_from):  # type: ignore[arg-type]
+        src, src_arch, _ = checkpoint_network(config.init_from)  # type: ignore[arg-type]
+    else:
+        src, spec = load_torch_network(config.init_from)  # type: ignore[arg-type]
+        src_arch = spec.arch
+    if config.arch == "temporal_maskguided" and src_arch == "maskguided":
         from filmclean.nets.temporal import TemporalMaskGuidedNet
 
         src = TemporalMaskGuidedNet.from_single(src)
-    elif (
-        config.arch == "maskguided"
-        and spec.arch == "maskguided"
-        and not src.fill_levels
-        and int(config.arch_config.get("fill_levels", 0))
-    ):
-        src = type(src).from_base(src, int(config.arch_config["fill_levels"]))
-    elif spec.arch != config.arch:
-        raise InputError(f"init_from holds a {spec.arch!r} network, the run trains {config.arch!r}", config.init_from)
+    elif src_arch != config.arch:
+        raise InputError(f"init_from holds a {src_arch!r} network, the run trains {config.arch!r}", config.init_from)
+    elif config.arch == "maskguided":
+        if not src.fill_levels and int(config.arch_config.get("fill_levels", 0)):
+            src = type(src).from_base(src, int(config.arch_config["fill_levels"]))
+        grown = {k: int(config.arch_config.get(k, 0)) for k in ("fine_blocks", "mask_grow")}
+        if any(grown[k] != getattr(src, k) for k in grown):
+            try:
+                src = type(src).grown_from(src, **grown)
+            except ValueError as exc:
+                raise InputError(f"init_from cannot start this run's network: {exc}", config.init_from) from None
     try:
         net.load_state_dict(src.state_dict(), strict=True)
     except RuntimeError as exc:

@@ -85,6 +85,19 @@ def push_pull_fill(x: torch.Tensor, weight: torch.Tensor, levels: int, gain: flo
     return est
 
 
+class _Residual(nn.Module):
+    """``x + conv(act(conv(x)))`` with no activation after the sum; its last convolution starts at
+    zero, so a new block computes the identity until trained (see :meth:`MaskGuidedNet.grown_from`)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a = _ConvAct(c, c)
+        self.b = _conv(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(self.a(x))
+
+
 class MaskGuidedNet(nn.Module):
     """Mask-predicting restoration network (see module docstring for the contract).
 
@@ -95,6 +108,10 @@ class MaskGuidedNet(nn.Module):
         fill_levels: 0 for a repair predicted as a change of the input (maskguided-v1); ``L > 0``
             for the fill-and-refine repair with an ``L``-level push-pull fill (``size_multiple``
             becomes ``max(8, 2 ** L)``).
+        fine_blocks: residual blocks at 1/2 scale after the first encoder layer and again after the
+            last decoder layer (capacity where thin hairs, scratches and specks are decided).
+        mask_grow: the mask is grown by this many pixels (a max filter) before the fill and in the
+            output, so the soft fringe around a detected artefact is repaired with it.
     """
 
     has_mask = True
@@ -106,9 +123,16 @@ class MaskGuidedNet(nn.Module):
         dilations: tuple[int, ...] | list[int] = (1, 2, 4),
         tophat: tuple[int, ...] | list[int] = (5, 11),
         fill_levels: int = 0,
+        fine_blocks: int = 0,
+        mask_grow: int = 0,
     ) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in widths)
+        self.fine_blocks, self.mask_grow = int(fine_blocks), int(mask_grow)
+        if not 0 <= self.fine_blocks <= 4:
+            raise ValueError(f"fine_blocks must be 0..4, got {fine_blocks}")
+        if not 0 <= self.mask_grow <= 4:
+            raise ValueError(f"mask_grow must be 0..4, got {mask_grow}")
         self.fill_levels = int(fill_levels)
         if self.fill_levels < 0 or self.fill_levels > 8:
             raise ValueError(f"fill_levels must be 0..8, got {fill_levels}")
@@ -119,6 +143,9 @@ class MaskGuidedNet(nn.Module):
         cues = 4 * 2 * len(self.tophat)  # dark + light top-hat per scale, unshuffled 2x2
         self.stem = _ConvAct(12 + cues, c1)  # 1/2 scale (pixel-unshuffled input + cues)
         self.enc1 = _ConvAct(c1, c1)
+        if self.fine_blocks:
+            self.fine_enc = nn.Sequential(*[_Residual(c1) for _ in range(self.fine_blocks)])
+            self.fine_dec = nn.Sequential(*[_Residual(c1) for _ in range(self.fine_blocks)])
         self.down2 = _ConvAct(c1, c2, 3, 2)  # 1/4
         self.enc2 = _ConvAct(c2, c2)
         self.down3 = _ConvAct(c2, c3, 3, 2)  # 1/8
@@ -141,6 +168,8 @@ class MaskGuidedNet(nn.Module):
         r += 4 + 2 + 2  # dec2 at 1/4, dec1 at 1/2, head at 1/2
         r += 8  # nearest upsampling and the 2x2 fold
         r += max(self.tophat, default=0) - 1  # closing/opening = two poolings of radius k // 2
+        r += 2 * 2 * 2 * self.fine_blocks  # two blocks of two convs at 1/2 scale per fine block
+        r += 2 * self.mask_grow
         if self.fill_levels:
             # the fill reads the mask up to sum(1.5 * 2^l) px away (2x2 pooling + bilinear pull per
             # level), rounded up; the refine convolutions add 2 px each at 1/2 scale
@@ -153,6 +182,14 @@ class MaskGuidedNet(nn.Module):
                 nn.init.zeros_(mod.bias)
         for last in (self.mask_head, cast(nn.Conv2d, self.refine[1])) if self.fill_levels else (self.head,):
             nn.init.normal_(last.weight, std=1e-3)
+        for mod in self.modules():
+            if isinstance(mod, _Residual):
+                nn.init.zeros_(mod.b.weight)
+
+    def grow(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` max-filtered over ``2 * mask_grow + 1`` pixels (unchanged when 0)."""
+        g = self.mask_grow
+        return F.max_pool2d(logits, 2 * g + 1, 1, g) if g else logits
 
     def cues(self, x: torch.Tensor) -> torch.Tensor:
         """Top-hat maps ``(N, 2 * len(tophat), H, W)`` of the luminance (dark then light per scale)."""
@@ -170,10 +207,14 @@ class MaskGuidedNet(nn.Module):
         x2 = F.pixel_unshuffle(x, 2)
         cues = F.pixel_unshuffle(self.cues(x), 2) * 4.0
         e1 = self.enc1(self.stem(torch.cat([x2, cues], dim=1)))
+        if self.fine_blocks:
+            e1 = self.fine_enc(e1)
         e2 = self.enc2(self.down2(e1))
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)
         d1 = self.dec1(F.interpolate(self.up2(d2), scale_factor=2.0, mode="nearest") + e1)
+        if self.fine_blocks:
+            d1 = self.fine_dec(d1)
         return d1, x2
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +233,7 @@ class MaskGuidedNet(nn.Module):
         more = [] if extra2 is None else [extra2]
         if self.fill_levels:
             logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, *more], dim=1)), 2)
-            prob = torch.sigmoid(logits)
+            prob = torch.sigmoid(self.grow(logits))
             fill = push_pull_fill(x, 1.0 - prob, self.fill_levels)
             change = self.refine(
                 torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), *more], dim=1)
@@ -224,14 +265,47 @@ class MaskGuidedNet(nn.Module):
         net.load_state_dict(dst)
         return net
 
+    def config(self) -> dict[str, object]:
+        """The constructor's keyword arguments that rebuild this network."""
+        return {
+            "widths": list(self.widths),
+            "dilations": list(self.dilations),
+            "tophat": list(self.tophat),
+            "fill_levels": self.fill_levels,
+            "fine_blocks": self.fine_blocks,
+            "mask_grow": self.mask_grow,
+        }
+
+    @classmethod
+    def grown_from(cls, base: MaskGuidedNet, fine_blocks: int = 0, mask_grow: int = 0) -> MaskGuidedNet:
+        """A network with more ``fine_blocks`` or another ``mask_grow`` than ``base`` that starts from
+        every weight of ``base``: new residual blocks start as the identity, so it computes what
+        ``base`` computes, except that a grown mask (``mask_grow``) also repairs the fringe around
+        each detection."""
+        if type(base) is not cls:
+            raise ValueError(f"grown_from needs a {cls.__name__}, got {type(base).__name__}")
+        if fine_blocks < base.fine_blocks:
+            raise ValueError("grown_from can only add fine blocks, not remove them")
+        cfg = base.config() | {"fine_blocks": fine_blocks, "mask_grow": mask_grow}
+        net = cls(**cfg)  # type: ignore[arg-type]
+        src = base.state_dict()
+        dst = net.state_dict()
+        with torch.no_grad():
+            for name, value in src.items():
+                target = dst[name]
+                target.copy_(value)
+        net.load_state_dict(dst)
+        return net
+
     def forward(self, x: torch.Tensor):
         """Eval mode: ``(restored, mask)`` as in the module contract.
 
         Training mode: ``(restored, mask, mask_logits)`` with ``restored`` not clamped, so that no
         gradient is cut off by a saturated clamp and the loss can use the numerically stable
-        logits; the first two entries mean the same as in eval mode.
+        logits; the first two entries mean the same as in eval mode. ``mask_logits`` are those of
+        the mask before it is grown (``mask_grow``): the detection itself.
         """
         delta, logits = self.features(x)
         if self.training:
-            return x + delta, torch.sigmoid(logits), logits
-        return (x + delta).clamp(0.0, 1.0), torch.sigmoid(logits)
+            return x + delta, torch.sigmoid(self.grow(logits)), logits
+        return (x + delta).clamp(0.0, 1.0), torch.sigmoid(self.grow(logits))

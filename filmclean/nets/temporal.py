@@ -117,6 +117,8 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
     @classmethod
     def from_single(cls, single: MaskGuidedNet) -> TemporalMaskGuidedNet:
         """A temporal network computing exactly what ``single`` computes (new input weights zero)."""
+        if single.fine_blocks or single.mask_grow:
+            raise ValueError("a temporal network is built from a single-frame one without fine_blocks or mask_grow")
         net = cls(single.widths, single.dilations, single.tophat, fill_levels=single.fill_levels)
         src = single.state_dict()
         dst = net.state_dict()
