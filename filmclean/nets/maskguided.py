@@ -288,13 +288,8 @@ class MaskGuidedNet(nn.Module):
             raise ValueError("grown_from can only add fine blocks, not remove them")
         cfg = base.config() | {"fine_blocks": fine_blocks, "mask_grow": mask_grow}
         net = cls(**cfg)  # type: ignore[arg-type]
-        src = base.state_dict()
-        dst = net.state_dict()
-        with torch.no_grad():
-            for name, value in src.items():
-                target = dst[name]
-                target.copy_(value)
-        net.load_state_dict(dst)
+        result = net.load_state_dict(base.state_dict(), strict=False)  # only the new blocks are missing
+        assert not result.unexpected_keys and all(k.startswith("fine_") for k in result.missing_keys)
         return net
 
     def forward(self, x: torch.Tensor):
