@@ -73,22 +73,27 @@ def test_init_from_starts_from_the_given_weights(clean_dir, tmp_path):
         train(config.replace(init_from=str(wrong)), tmp_path / "run2", progress=False, max_steps=1)
 
 
+def _maskguided_config(clean_dir, arch_config, lr_max=1e-12, **kw):
+    """A one-epoch maskguided run at 16 px on ``clean_dir`` (``kw``: further config fields)."""
+    return TrainConfig(
+        arch="maskguided",
+        arch_config=arch_config,
+        loss="maskguided",
+        clean_dir=str(clean_dir),
+        augment=False,
+        valid_fraction=0.25,
+        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=lr_max),),
+        **kw,
+    )
+
+
 def test_init_from_a_network_without_the_fill_keeps_its_weights_and_mask(clean_dir, tmp_path):
     torch.manual_seed(4)
     base_cfg = {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]}
     base = build_network("maskguided", base_cfg).eval()
     src = save_model(base, "maskguided", base_cfg, tmp_path / "base.safetensors")
     fill_cfg = {**base_cfg, "fill_levels": 2}
-    config = TrainConfig(
-        arch="maskguided",
-        arch_config=fill_cfg,
-        loss="maskguided",
-        clean_dir=str(clean_dir),
-        init_from=str(src),
-        augment=False,
-        valid_fraction=0.25,
-        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),),
-    )
+    config = _maskguided_config(clean_dir, fill_cfg, init_from=str(src))
     train(config, tmp_path / "run", progress=False, max_steps=1)
     from filmclean.train.loop import network_from_checkpoint
 
@@ -107,22 +112,12 @@ def test_init_from_a_training_checkpoint_into_a_grown_network(clean_dir, tmp_pat
     from filmclean.train.loop import network_from_checkpoint
 
     base_cfg = {"widths": [8, 12, 16], "dilations": [1], "tophat": [5], "fill_levels": 2}
-    first = TrainConfig(
-        arch="maskguided",
-        arch_config=base_cfg,
-        loss="maskguided",
-        clean_dir=str(clean_dir),
-        augment=False,
-        valid_fraction=0.25,
-        stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-3),),
-    )
+    first = _maskguided_config(clean_dir, base_cfg, lr_max=1e-3)
     train(first, tmp_path / "run1", progress=False, max_steps=2)
     ckpt = tmp_path / "run1" / "checkpoint.safetensors"
     base, _, _ = network_from_checkpoint(ckpt)
     grown_cfg = {**base_cfg, "fine_blocks": 1, "mask_grow": 1}
-    second = first.replace(
-        arch_config=grown_cfg, init_from=str(ckpt), stages=(Stage(size=16, epochs=1, batch_size=2, lr_max=1e-12),)
-    )
+    second = _maskguided_config(clean_dir, grown_cfg, init_from=str(ckpt))
     train(second, tmp_path / "run2", progress=False, max_steps=1)
     net, _, cfg = network_from_checkpoint(tmp_path / "run2" / "checkpoint.safetensors")
     assert isinstance(net, MaskGuidedNet) and cfg["fine_blocks"] == 1 and net.mask_grow == 1
