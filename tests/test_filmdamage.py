@@ -84,6 +84,17 @@ class TestFilmDamage:
         target, damaged, _ = film_damage(_picture(), np.random.default_rng(0), params, "dark", str(tmp_path))
         assert (damaged - target).max() > 0.1  # bright (emulsion-side) scratches on a positive
 
+    def test_other_artefacts_can_go_the_other_way(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        rates = dict(sprite_rate=10, dust_rate=20, blotch_rate=2, hair_rate=2, scratch_rate=0)
+        base = dict(NO_EXTRAS, kind_jitter=0, p_faint=0.0, level_shape=1e4, **rates)
+        for p_flip, lighter, darker in ((1.0, True, False), (0.5, True, True)):
+            params = FilmDamageParams(**base, p_flip=p_flip)
+            target, damaged, _ = film_damage(_picture(), np.random.default_rng(3), params, "dark", root)
+            diff = damaged - target
+            assert bool(diff.max() > 0.05) is lighter  # white dirt printed from the negative
+            assert bool(diff.min() < -0.05) is darker  # the print's own dark dirt
+
     def test_sprites_are_drawn_from_the_training_subset_only(self, tmp_path: Path) -> None:
         root = _sprites(tmp_path / "sprites")
         pool = sprite_pool(str(root))

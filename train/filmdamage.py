@@ -75,6 +75,10 @@ class FilmDamageParams:
     p_light: float = 0.35
     #: Share of scratches whose polarity is the opposite of the frame's.
     p_scratch_flip: float = 0.4
+    #: Share of the other artefacts (sprites, dust, blotches, hairs) drawn in the polarity opposite
+    #: to the frame's: a print carries dark dirt of its own and white dirt printed from its negative,
+    #: so a detector must not infer one polarity per frame.
+    p_flip: float = 0.0
     #: Share of scratches tinted (one emulsion layer gone).
     p_scratch_colour: float = 0.25
     #: Share of frames that also get :func:`filmclean.train.synth.render_damage` damage.
@@ -388,23 +392,23 @@ def film_damage(
             continue
         long, angle = _sprite_sizes(g, group, h)
         a = _place_sprite(g, alpha, long, angle) * _opacity(g, p)
-        colour, mode = _residual(g), pol
+        colour, mode = _residual(g), _artefact_mode(g, p, pol)
         if group == "scratch":
             colour, mode = _scratch_colour(g, p, pol)
         canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), colour, mode)
     for _ in range(int(counts[1])):
         a = _dust_speck(g) * _opacity(g, p)
-        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), pol)
+        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol))
     for _ in range(int(counts[2])):
         a = _blotch(g) * _opacity(g, p)
-        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), pol)
+        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol))
     for _ in range(int(counts[3])):
         pts, width = _hair_points(g, h, w)
         a, x0, y0 = _stroke(pts, width)
         if g.random() < 0.3:
             a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.5, 2.0))
             a /= max(float(a.max()), 1e-6)
-        canvas.paste(np.clip(a, 0, 1) * _opacity(g, p), x0, y0, _residual(g), pol)
+        canvas.paste(np.clip(a, 0, 1) * _opacity(g, p), x0, y0, _residual(g), _artefact_mode(g, p, pol))
     for _ in range(int(counts[4])):
         pts, width, segments = _scratch_points(g, h, w)
         colour, mode = _scratch_colour(g, p, pol)
@@ -421,6 +425,14 @@ def film_damage(
     damaged = np.clip(canvas.img, 0.0, 1.0, out=canvas.img)
     mask = np.abs(damaged - target).max(axis=2).astype(np.float32)
     return target, damaged, mask
+
+
+def _artefact_mode(g: np.random.Generator, p: FilmDamageParams, pol: str) -> str:
+    """The frame's polarity, or the opposite one for a share ``p_flip`` of the artefacts (no random
+    number is drawn when ``p_flip`` is 0, so older configurations draw the same damage)."""
+    if p.p_flip > 0 and g.random() < p.p_flip:
+        return "light" if pol == "dark" else "dark"
+    return pol
 
 
 def _scratch_colour(g: np.random.Generator, p: FilmDamageParams, pol: str) -> tuple[np.ndarray, str]:
