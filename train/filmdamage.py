@@ -18,7 +18,9 @@ scanned film carries, at every size a detector meets in a 256-px training crop:
 - **film grain** on part of the crops, in the clean target too, so that grain is kept.
 
 Every artefact gets its own opacity (faint to opaque). The frame's polarity is ``dark`` (positives:
-damage blocks light) or ``light`` (negatives: damage shows white). Sizes are in pixels of the crop
+damage blocks light) or ``light`` (negatives: damage shows white); ``p_flip`` draws a share of the
+artefacts the other way, as a print carries both its own dark dirt and white dirt printed from its
+negative. Sizes are in pixels of the crop
 and deliberately scale-free (log-uniform over wide ranges), so the same artefact is met at many
 sizes.
 
