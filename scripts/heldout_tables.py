@@ -6,7 +6,10 @@ share still visibly damaged after restoration. Runs ``filmclean evaluate`` once 
 - ``heldout``: the held-out generator (never used for training), part of its artefacts real shapes
   from the held-out sprites; at 256 px, drawn on the whole image and scored on ``--crops`` crops;
 - ``sprites``: the same generator with every artefact a held-out sprite;
-- ``stored``: the training generator (dustify's pairs at 256 px, ``synth.dustify`` at full size).
+- ``film``: the film-damage detectors' training generator (``train/filmdamage.py``, default
+  parameters), drawn and cropped like ``heldout``;
+- ``stored``: the older training generator (dustify's pairs at 256 px, ``synth.dustify`` at full
+  size), the one the first shipped models learnt from.
 
 Example (the model card's tables)::
 
@@ -28,7 +31,7 @@ import sys
 from pathlib import Path
 
 KINDS = ("dust", "dirt", "hair", "scratch")
-DAMAGES = ("heldout", "sprites", "stored")
+DAMAGES = ("heldout", "sprites", "film", "stored")
 
 
 def run_setting(args: argparse.Namespace, size: str, damage: str, out: Path) -> dict:

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from filmclean.errors import InputError
-from filmclean.train.filmdamage import FilmDamageParams, add_grain, film_damage, sprite_pool
+from filmclean.train.filmdamage import (
+    KIND_OF,
+    VISIBLE,
+    FilmDamageParams,
+    add_grain,
+    film_damage,
+    film_damage_kinds,
+    sprite_pool,
+)
 
 
 def _picture(h: int = 96, w: int = 128) -> np.ndarray:
@@ -113,6 +121,34 @@ class TestFilmDamage:
         with pytest.raises(ValueError, match="bogus"):
             FilmDamageParams.from_dict({"bogus": 1})
         assert FilmDamageParams.from_dict({"grain_strength": [0.01, 0.02]}).grain_strength == (0.01, 0.02)
+
+
+class TestFilmDamageKinds:
+    """``film_damage_kinds``: the same draw as ``film_damage`` and where each kind of damage is visible."""
+
+    def test_same_draw_as_film_damage(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        for seed in range(3):
+            plain = film_damage(_picture(), np.random.default_rng(seed), sprite_root=root)
+            with_kinds = film_damage_kinds(_picture(), np.random.default_rng(seed), sprite_root=root)
+            for x, y in zip(plain, with_kinds[:3], strict=True):
+                np.testing.assert_array_equal(x, y)
+
+    def test_kinds_cover_exactly_the_visible_damage(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        params = FilmDamageParams(p_synth=0.0, sprite_rate=20, hair_rate=3, scratch_rate=2, blotch_rate=2)
+        seen: set[str] = set()
+        for seed in range(6):
+            _, _, mask, kinds = film_damage_kinds(_picture(), np.random.default_rng(seed), params, "any", root)
+            assert set(kinds) <= set(KIND_OF.values())
+            union = np.zeros(mask.shape, bool)
+            for kind, m in kinds.items():
+                assert m.dtype == bool and m.shape == mask.shape
+                union |= m
+                if m.any():
+                    seen.add(kind)
+            np.testing.assert_array_equal(union, mask > VISIBLE)  # every visible change has its kind
+        assert seen == {"dust", "dirt", "hair", "scratch"}
 
 
 class TestAddGrain:

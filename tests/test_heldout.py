@@ -209,6 +209,29 @@ class TestEvaluateOnHeldoutDamage:
         rows = report["per_image"]
         assert all(f"missed_share_{k}" in rows[0] for k in KINDS)
 
+    def test_training_generator_damage(self, tmp_path):
+        """``--damage film``: the training generator drawn on each image, visible damage only."""
+        from filmclean.evaluation.pairs import open_pairs, with_film_damage
+
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        for name in ("a", "b"):
+            assert cv2.imwrite(str(corpus / f"{name}.png"), (picture(160, 200) * 255).astype(np.uint8))
+        pairs = with_film_damage(open_pairs(corpus, "full", "all"), 2)
+        assert pairs.has_masks and pairs.settings["damage"].startswith("film")
+        for name in pairs.names:
+            pair = pairs.load(name)
+            changed = np.abs(pair.damaged - pair.clean).max(axis=-1)
+            np.testing.assert_array_equal(changed > 0, pair.mask)  # changed exactly where damaged
+            assert pair.mask.any() and changed[pair.mask].min() > 2 / 255
+            union = np.zeros_like(pair.mask)
+            for m in pair.kinds.values():
+                union |= m
+            assert not (union & ~pair.mask).any()
+            np.testing.assert_array_equal(pairs.load(name).damaged, pair.damaged)  # seeded
+        other = with_film_damage(open_pairs(corpus, "full", "all"), 3).load("a")
+        assert not np.array_equal(other.damaged, pairs.load("a").damaged)
+
     def test_kind_errors(self):
         from filmclean.evaluation.metrics import kind_errors
 

@@ -41,7 +41,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["FilmDamageParams", "SPRITE_GROUPS", "add_grain", "film_damage", "sprite_pool"]
+__all__ = [
+    "KIND_OF",
+    "VISIBLE",
+    "FilmDamageParams",
+    "SPRITE_GROUPS",
+    "add_grain",
+    "film_damage",
+    "film_damage_kinds",
+    "sprite_pool",
+]
 
 #: Sprite folder -> group used to pick its size.
 SPRITE_GROUPS: dict[str, str] = {
@@ -56,6 +65,21 @@ SPRITE_GROUPS: dict[str, str] = {
     "hair-short": "fibre",
     "scratches": "scratch",
 }
+
+#: Sprite group -> kind of damage in the per-kind masks (:func:`film_damage_kinds`), the kinds the
+#: held-out generator reports.
+KIND_OF: dict[str, str] = {
+    "dust": "dust",
+    "cluster": "dust",
+    "dirt": "dirt",
+    "fibre": "hair",
+    "hair": "hair",
+    "scratch": "scratch",
+}
+
+#: A pixel's damage is visible when it changed by more than this (largest over the channels), as in
+#: the held-out generator.
+VISIBLE = 2.0 / 255.0
 
 _SS = 4  # supersampling factor of procedural drawing
 
@@ -293,17 +317,21 @@ class _Canvas:
         self.img = img
         self.h, self.w = img.shape[:2]
         self.polarity = polarity
+        #: kind -> (H, W) bool, where artefacts of that kind were drawn (see :data:`KIND_OF`)
+        self.cover: dict[str, np.ndarray] = {}
 
-    def paste(self, alpha: np.ndarray, x0: int, y0: int, colour: np.ndarray, mode: str) -> None:
-        """Composite ``alpha`` (top-left at x0, y0). ``mode``: ``dark`` (multiplies by a residual
-        transmittance ``colour``), ``light`` (the same on the inverted picture) or ``over`` (towards
-        the colour)."""
+    def paste(self, alpha: np.ndarray, x0: int, y0: int, colour: np.ndarray, mode: str, kind: str) -> None:
+        """Composite ``alpha`` (top-left at x0, y0) and note where it fell under ``kind``. ``mode``:
+        ``dark`` (multiplies by a residual transmittance ``colour``), ``light`` (the same on the
+        inverted picture) or ``over`` (towards the colour)."""
         ah, aw = alpha.shape
         ys, xs = max(0, y0), max(0, x0)
         ye, xe = min(self.h, y0 + ah), min(self.w, x0 + aw)
         if ye <= ys or xe <= xs:
             return
         a = alpha[ys - y0 : ye - y0, xs - x0 : xe - x0, None]
+        cover = self.cover.setdefault(kind, np.zeros((self.h, self.w), bool))
+        cover[ys:ye, xs:xe] |= a[..., 0] > 0
         region = self.img[ys:ye, xs:xe]
         c = colour.astype(np.float32)
         if mode == "dark":
@@ -313,8 +341,9 @@ class _Canvas:
         else:
             region += a * (c - region)
 
-    def paste_centred(self, alpha: np.ndarray, cx: float, cy: float, colour: np.ndarray, mode: str) -> None:
-        self.paste(alpha, int(round(cx - alpha.shape[1] / 2)), int(round(cy - alpha.shape[0] / 2)), colour, mode)
+    def paste_centred(self, alpha: np.ndarray, cx: float, cy: float, colour: np.ndarray, mode: str, kind: str) -> None:
+        x0, y0 = int(round(cx - alpha.shape[1] / 2)), int(round(cy - alpha.shape[0] / 2))
+        self.paste(alpha, x0, y0, colour, mode, kind)
 
 
 def _opacity(g: np.random.Generator, p: FilmDamageParams) -> float:
@@ -357,6 +386,35 @@ def film_damage(
     float32 (exactly 0 where a pixel is untouched). ``polarity``: ``dark``, ``light`` or ``any``.
     Pure function of ``rng``'s state.
     """
+    target, damaged, mask, _ = _draw(clean, rng, params, polarity, sprite_root)
+    return target, damaged, mask
+
+
+def film_damage_kinds(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    params: FilmDamageParams | None = None,
+    polarity: str = "any",
+    sprite_root: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """:func:`film_damage` (the same draw for the same ``rng`` state) and, as a fourth item, the
+    visible damage of each kind: ``{kind: (H, W) bool}`` for the kinds of :data:`KIND_OF` that were
+    drawn, true where an artefact of that kind fell and the picture changed by more than
+    :data:`VISIBLE` (kinds may overlap). Damage of the older generator (``p_synth``) belongs to no
+    kind."""
+    target, damaged, mask, cover = _draw(clean, rng, params, polarity, sprite_root)
+    visible = mask > VISIBLE
+    return target, damaged, mask, {k: c & visible for k, c in sorted(cover.items())}
+
+
+def _draw(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    params: FilmDamageParams | None,
+    polarity: str,
+    sprite_root: str | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """:func:`film_damage`'s draw, with where each kind of artefact fell."""
     p = params or FilmDamageParams()
     g = rng
     h, w = clean.shape[:2]
@@ -397,20 +455,20 @@ def film_damage(
         colour, mode = _residual(g), _artefact_mode(g, p, pol)
         if group == "scratch":
             colour, mode = _scratch_colour(g, p, pol)
-        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), colour, mode)
+        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), colour, mode, KIND_OF[group])
     for _ in range(int(counts[1])):
         a = _dust_speck(g) * _opacity(g, p)
-        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol))
+        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dust")
     for _ in range(int(counts[2])):
         a = _blotch(g) * _opacity(g, p)
-        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol))
+        canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dirt")
     for _ in range(int(counts[3])):
         pts, width = _hair_points(g, h, w)
         a, x0, y0 = _stroke(pts, width)
         if g.random() < 0.3:
             a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.5, 2.0))
             a /= max(float(a.max()), 1e-6)
-        canvas.paste(np.clip(a, 0, 1) * _opacity(g, p), x0, y0, _residual(g), _artefact_mode(g, p, pol))
+        canvas.paste(np.clip(a, 0, 1) * _opacity(g, p), x0, y0, _residual(g), _artefact_mode(g, p, pol), "hair")
     for _ in range(int(counts[4])):
         pts, width, segments = _scratch_points(g, h, w)
         colour, mode = _scratch_colour(g, p, pol)
@@ -422,11 +480,11 @@ def film_damage(
             if g.random() < 0.5:
                 a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.3, 1.0))
                 a /= max(float(a.max()), 1e-6)
-            canvas.paste(np.clip(a, 0, 1) * opacity * g.uniform(0.6, 1.0), x0, y0, colour, mode)
+            canvas.paste(np.clip(a, 0, 1) * opacity * g.uniform(0.6, 1.0), x0, y0, colour, mode, "scratch")
 
     damaged = np.clip(canvas.img, 0.0, 1.0, out=canvas.img)
     mask = np.abs(damaged - target).max(axis=2).astype(np.float32)
-    return target, damaged, mask
+    return target, damaged, mask, canvas.cover
 
 
 def _artefact_mode(g: np.random.Generator, p: FilmDamageParams, pol: str) -> str:

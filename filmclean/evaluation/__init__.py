@@ -30,6 +30,7 @@ _EXPORTS = {
     "PairSet": "pairs",
     "open_pairs": "pairs",
     "with_heldout_damage": "pairs",
+    "with_film_damage": "pairs",
     "KINDS": "heldout",
     "HeldoutDamage": "heldout",
     "HeldoutParams": "heldout",
@@ -116,7 +117,7 @@ if TYPE_CHECKING:
         psnr,
         ssim,
     )
-    from .pairs import Pair, PairSet, open_pairs, with_heldout_damage
+    from .pairs import Pair, PairSet, open_pairs, with_film_damage, with_heldout_damage
     from .report import (
         CLIP_DEFINITIONS,
         DEFINITIONS,
@@ -184,6 +185,7 @@ __all__ = [
     "model_method",
     "open_pairs",
     "with_heldout_damage",
+    "with_film_damage",
     "oracle_inpaint",
     "oracle_method",
     "parse_clip_method",

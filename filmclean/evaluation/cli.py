@@ -96,15 +96,18 @@ def _console() -> Any:
 )
 @click.option(
     "--damage",
-    type=click.Choice(["stored", "heldout", "sprites"]),
+    type=click.Choice(["stored", "heldout", "sprites", "film"]),
     default="stored",
     show_default=True,
     help="stored: the pairs' own damage (dustify's files; the training generator for --size full); heldout: "
     "damage drawn afresh on each clean image by the generator never used for training, reported per kind "
     "(dust, dirt, hair, scratch); sprites: the same generator with every artefact a real shape from the "
-    "held-out sprites (never used for training).",
+    "held-out sprites (never used for training); film: the film-damage detectors' training generator "
+    "(train/filmdamage.py, default parameters), reported per kind like heldout.",
 )
-@click.option("--damage-seed", type=int, default=0, show_default=True, help="Seed of the held-out damage.")
+@click.option(
+    "--damage-seed", type=int, default=0, show_default=True, help="Seed of the drawn damage (heldout, sprites, film)."
+)
 @click.option(
     "--crops",
     type=click.IntRange(min=1),
@@ -162,13 +165,15 @@ def evaluate_command(
     where SSIM is lost (damage missed, undamaged pixels changed)."""
     from .methods import default_method_specs, parse_method
     from .metrics import LpipsScorer
-    from .pairs import crops_of, open_pairs, with_heldout_damage
+    from .pairs import crops_of, open_pairs, with_film_damage, with_heldout_damage
     from .report import attribution_table, kind_table, results_table, write_report
     from .still import evaluate
 
     pairs = open_pairs(pairs_dir, size, split, limit, wanted)
     if damage in ("heldout", "sprites"):
         pairs = with_heldout_damage(pairs, damage_seed, sprites_only=damage == "sprites")
+    elif damage == "film":
+        pairs = with_film_damage(pairs, damage_seed)
     if crops is not None:
         pairs = crops_of(pairs, crop_size, crops, damage_seed)
     specs = list(models) or default_method_specs(pairs.has_masks)

@@ -33,6 +33,8 @@ __all__ = [
 
 #: salt of the per-image seed used by ``--size full`` (see :func:`open_pairs`)
 FULL_SIZE_SALT = 0xF17E
+#: salt of the per-image seed of the training generator's damage (:func:`with_film_damage`)
+FILM_SALT = 0xF11A
 
 
 @dataclass(frozen=True)
@@ -436,6 +438,30 @@ def with_heldout_damage(pairs: PairSet, seed: int = 0, sprites_only: bool = Fals
 
     kind = "heldout sprites" if sprites_only else "heldout"
     settings = {**pairs.settings, "damage": kind, "damage_seed": int(seed)}
+    return PairSet(pairs.root, pairs.mode, pairs.size, pairs.split, list(pairs.names), True, settings, load)
+
+
+def with_film_damage(pairs: PairSet, seed: int = 0) -> PairSet:
+    """``pairs`` with every clean image damaged by the training generator of the film-damage
+    detectors (:func:`filmclean.train.filmdamage.film_damage_kinds`, default parameters, without the
+    share it borrows from the older ``synth`` generator: those are the ``stored`` pairs), seeded by
+    ``seed`` and the pair's name, with per-kind masks. Its target may carry added film grain: that
+    grainy picture is the pair's clean image, so grain is scored as picture to keep. Changes of at most
+    :data:`~filmclean.train.filmdamage.VISIBLE` are undone, as in the held-out pairs."""
+    from ..train.filmdamage import VISIBLE, FilmDamageParams, film_damage_kinds
+
+    params = FilmDamageParams(p_synth=0.0)
+
+    def load(name: str) -> Pair:
+        clean = pairs.load(name).clean
+        digest = hashlib.sha256(name.encode()).digest()
+        rng = np.random.default_rng([int.from_bytes(digest[:4], "little"), int(seed) & 0xFFFFFFFF, FILM_SALT])
+        target, damaged, change, kinds = film_damage_kinds(clean, rng, params, "any")
+        visible = change > VISIBLE
+        damaged = np.where(visible[..., None], damaged, target)  # as the held-out pairs: visible damage only
+        return Pair(name, target, np.ascontiguousarray(damaged, dtype=np.float32), visible, kinds)
+
+    settings = {**pairs.settings, "damage": "film (training generator)", "damage_seed": int(seed)}
     return PairSet(pairs.root, pairs.mode, pairs.size, pairs.split, list(pairs.names), True, settings, load)
 
 
