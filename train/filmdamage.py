@@ -41,6 +41,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from filmclean.evaluation.heldout import VISIBLE as _HELDOUT_VISIBLE
+
 __all__ = [
     "KIND_OF",
     "VISIBLE",
@@ -77,9 +79,9 @@ KIND_OF: dict[str, str] = {
     "scratch": "scratch",
 }
 
-#: A pixel's damage is visible when it changed by more than this (largest over the channels), as in
-#: the held-out generator.
-VISIBLE = 2.0 / 255.0
+#: A pixel's damage is visible when it changed by more than this (largest over the channels): the
+#: held-out generator's threshold, so that both generators' per-kind masks mean the same.
+VISIBLE = _HELDOUT_VISIBLE
 
 _SS = 4  # supersampling factor of procedural drawing
 
