@@ -267,3 +267,30 @@ class TestMaskGuidedLoss:
 
     def test_factory(self):
         assert isinstance(build_loss("maskguided"), MaskGuidedLoss)
+
+    def test_terms_weighted_zero_are_reported_but_carry_no_gradient(self):
+        y = torch.rand(1, 3, 16, 16)
+        opacity = torch.zeros(1, 1, 16, 16)
+        opacity[..., 4:8, 4:8] = 0.5
+        restored = torch.rand(1, 3, 16, 16, requires_grad=True)
+        prob = torch.full((1, 1, 16, 16), 0.5, requires_grad=True)
+        batch = {"input": y, "target": y, "mask": opacity}
+        only_mask = MaskGuidedLoss(w_out=0.0, w_ssim=0.0, w_repair=0.0, w_keep=0.0)
+        total, terms = only_mask((restored, prob), batch)
+        assert terms["out_l1"] > 0 and terms["out_ssim"] > 0  # still reported
+        total.backward()
+        assert restored.grad is None or float(restored.grad.abs().sum()) == 0.0
+        assert prob.grad is not None and float(prob.grad.abs().sum()) > 0
+
+    def test_float32_under_bfloat16_autocast(self):
+        y = torch.rand(2, 3, 32, 32)
+        opacity = (torch.rand(2, 1, 32, 32) > 0.9).float()
+        logits = torch.randn(2, 1, 32, 32)
+        out = (y, torch.sigmoid(logits), logits)
+        batch = {"input": y, "target": y, "mask": opacity}
+        ref, t_ref = MaskGuidedLoss()(out, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = tuple(t.to(torch.bfloat16) for t in out)
+            total, t_low = MaskGuidedLoss()(low, batch)
+        assert total.dtype == torch.float32
+        assert t_low["dice"] == pytest.approx(t_ref["dice"], abs=2e-3)  # bf16 inputs, float32 sums

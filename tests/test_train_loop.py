@@ -357,6 +357,37 @@ def test_on_the_fly_dataset_deterministic(tmp_path):
     assert split_names([f"n{i}" for i in range(10)], 0.2, seed=1) == (tr, va)
 
 
+class TestCropZoom:
+    @staticmethod
+    def _checker(path: Path, side: int) -> None:
+        img = np.indices((side, side)).sum(axis=0) % 2 * 255  # one-pixel checkerboard
+        _write_png(path, np.repeat(img[..., None], 3, axis=2).astype(np.uint8))
+
+    def test_zoom_one_cuts_the_photo_at_its_own_scale(self, tmp_path):
+        self._checker(tmp_path / "c.png", 200)
+        native = OnTheFlyDataset(tmp_path, 24, ["c"], seed=1, crop_zoom=(1.0, 1.0), clean_fraction=1.0)
+        t = native[0]["target"].numpy()
+        assert set(np.unique(np.round(t, 3))) == {0.0, 1.0}  # not resampled: the checkerboard survives
+        halved = OnTheFlyDataset(tmp_path, 24, ["c"], seed=1, crop_zoom=(0.5, 0.5), clean_fraction=1.0)
+        assert np.allclose(halved[0]["target"].numpy(), 0.5, atol=0.05)  # 48 px averaged down to 24
+        legacy = OnTheFlyDataset(tmp_path, 24, ["c"], seed=1, crop_scale=(0.5, 1.0), clean_fraction=1.0)
+        assert np.ptp(legacy[0]["target"].numpy()) < 0.5  # a fraction of the short side: resampled
+
+    def test_a_photo_smaller_than_the_crop_gives_its_whole_short_side(self, tmp_path):
+        self._checker(tmp_path / "c.png", 16)
+        item = OnTheFlyDataset(tmp_path, 24, ["c"], seed=1, crop_zoom=(0.8, 1.2), clean_fraction=1.0)[0]
+        assert item["target"].shape == (3, 24, 24)
+
+    def test_config(self):
+        cfg = TrainConfig(clean_dir="/data", crop_zoom=[0.3, 1.0])
+        assert cfg.crop_zoom == (0.3, 1.0) and TrainConfig.from_json(cfg.to_json()) == cfg
+        for bad in ([0.0, 1.0], [1.0, 0.5], [0.5, 5.0], [1.0]):
+            with pytest.raises(InputError, match="crop_zoom"):
+                TrainConfig(clean_dir="/data", crop_zoom=bad)
+        with pytest.raises(InputError, match="still training only"):
+            TrainConfig(clean_dir="/data", crop_zoom=[0.5, 1.0], temporal=True)
+
+
 def test_sampler_skip_continues_the_same_order():
     ds = list(range(11))
     full = list(ResumableSampler(ds, 1, 0, seed=4, epoch=3))

@@ -245,7 +245,10 @@ class TrainConfig:
     - ``clean_dir``: a folder of clean photographs, damaged on the fly by ``synth.dustify`` with a
       seed derived from ``(seed, epoch, index)``; ``valid_fraction`` of the names (chosen by
       ``seed``) are held for validation, ``crops_per_image`` random crops of each photo make one
-      epoch, a crop's side is ``crop_scale`` (min, max) times the photo's short side;
+      epoch, a crop's side is ``crop_scale`` (min, max) times the photo's short side, or, with
+      ``crop_zoom`` (min, max), ``size / z`` pixels of the photo for a zoom ``z`` drawn log-uniform
+      in that range (at most the short side): ``crop_zoom`` [0.3, 1] keeps every crop at or below
+      the photo's own scale, so no picture is seen blurred by enlargement (still runs only);
       ``synth_params``: fields of ``synth.DamageParams`` for ``dustify`` (None: its defaults);
       ``damage``: the on-the-fly generator, ``synth`` (``synth.dustify``) or ``film``
       (:mod:`filmclean.train.filmdamage`: training sprites, wide procedural damage, grain; the mask
@@ -292,6 +295,7 @@ class TrainConfig:
     valid_fraction: float = 0.1
     crops_per_image: int = 1
     crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_zoom: tuple[float, float] | None = None
     synth_params: dict[str, Any] | None = None
     damage: str = "synth"
     film_params: dict[str, Any] | None = None
@@ -353,6 +357,16 @@ class TrainConfig:
         ):
             raise InputError(f"crop_scale must be [min, max] with 0 < min <= max <= 1, got {cs!r}")
         set_("crop_scale", (float(cs[0]), float(cs[1])))
+        cz = self.crop_zoom
+        if cz is not None:
+            if (
+                not isinstance(cz, (list, tuple))
+                or len(cz) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cz)
+                or not (0.0 < cz[0] <= cz[1] <= 4.0)
+            ):
+                raise InputError(f"crop_zoom must be [min, max] with 0 < min <= max <= 4, got {cz!r}")
+            set_("crop_zoom", (float(cz[0]), float(cz[1])))
         try:
             set_("polarity", canonical_polarity(self.polarity))
         except ValueError as exc:
@@ -378,6 +392,8 @@ class TrainConfig:
         set_("clip_fraction", _fraction(self.clip_fraction, "clip_fraction", one_allowed=True))
         if self.clips and not self.temporal:
             raise InputError("clips are used by temporal runs only: set temporal to true or drop clips")
+        if self.temporal and self.crop_zoom is not None:
+            raise InputError("crop_zoom applies to still training only; temporal runs use crop_scale")
         if self.temporal and self.pairs_dir is not None:
             raise InputError("a temporal run needs clean_dir (frames are damaged on the fly), not pairs_dir")
         if self.init_from is not None and not isinstance(self.init_from, str):

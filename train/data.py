@@ -378,7 +378,8 @@ class OnTheFlyDataset(Dataset):
     ``damage``: ``synth`` (:func:`filmclean.train.synth.dustify`, mask = opacity) or ``film``
     (:func:`filmclean.train.filmdamage.film_damage` with ``film_params``, mask = visible change; the
     target may carry added grain). Training items (``validation=False``): a square crop of side ``u * short_side`` with ``u ~
-    U(crop_scale)`` at a random position, resized to ``size``, damaged with ``dustify(clean,
+    U(crop_scale)`` (or, with ``crop_zoom``, of side ``min(short_side, size / z)`` with ``z``
+    log-uniform in ``crop_zoom``) at a random position, resized to ``size``, damaged with ``dustify(clean,
     rng, synth_params, polarity)``, then (with ``augment``) the paper's augmentations; all random
     streams derive from ``(seed, epoch, i)``. Validation items: the centred square of the full
     short side, damage seeded with ``(seed, VALID_EPOCH, i)``, no augmentation, so the same every
@@ -401,6 +402,7 @@ class OnTheFlyDataset(Dataset):
         validation: bool = False,
         crops_per_image: int = 1,
         crop_scale: tuple[float, float] = (0.5, 1.0),
+        crop_zoom: tuple[float, float] | None = None,
         synth_params: dict[str, Any] | None = None,
         clean_fraction: float = 0.0,
         augment_params: AugmentParams = PAPER_AUGMENT,
@@ -443,6 +445,8 @@ class OnTheFlyDataset(Dataset):
         self.validation = bool(validation)
         self.crops_per_image = int(crops_per_image)
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.crop_zoom = None if crop_zoom is None else (float(crop_zoom[0]), float(crop_zoom[1]))
+        self._reduced: dict[str, float] = {}  # name -> cached short side / the photo's own
         self.synth_params = synth_params
         self.clean_fraction = float(clean_fraction)
         self.augment_params = augment_params
@@ -470,11 +474,17 @@ class OnTheFlyDataset(Dataset):
             return img
         img = read_image(self.paths[name])
         short = min(img.shape[:2])
-        # the smallest crop is crop_scale[0] * short pixels mapped to `size`: keep enough resolution
-        keep = int(math.ceil(self.size / (1.0 if self.validation else self.crop_scale[0])))
+        if self.crop_zoom is not None and not self.validation:
+            # the largest zoom maps size / zoom[1] photo pixels to `size`: keep that resolution
+            keep = int(math.ceil(short * min(1.0, self.crop_zoom[1])))
+        else:
+            # the smallest crop is crop_scale[0] * short pixels mapped to `size`: keep enough resolution
+            keep = int(math.ceil(self.size / (1.0 if self.validation else self.crop_scale[0])))
+        self._reduced[name] = 1.0
         if short > keep:
             f = keep / short
             img = resize(img, max(keep, int(round(img.shape[1] * f))), max(keep, int(round(img.shape[0] * f))))
+            self._reduced[name] = min(img.shape[:2]) / short
         if self._cached + img.nbytes <= self.cache_bytes:
             self._cache[name] = img
             self._cached += img.nbytes
@@ -489,7 +499,12 @@ class OnTheFlyDataset(Dataset):
             crop = _crop_square(photo, short, None)
         else:
             rng = sample_rng(self.seed, epoch, index, STREAM_CROP)
-            side = max(1, min(short, int(round(short * rng.uniform(*self.crop_scale)))))
+            if self.crop_zoom is not None:
+                lo, hi = self.crop_zoom
+                zoom = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+                side = max(1, min(short, int(round(self.size * self._reduced[name] / zoom))))
+            else:
+                side = max(1, min(short, int(round(short * rng.uniform(*self.crop_scale)))))
             crop = _crop_square(photo, side, rng)
         clean = np.clip(resize(crop, self.size, self.size), 0.0, 1.0).astype(np.float32)
         damage_rng = sample_rng(self.seed, epoch, index, STREAM_DAMAGE)

@@ -52,8 +52,9 @@ class MaskGuidedLoss(nn.Module):
     def forward(self, net_out, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         import kornia
 
-        restored, prob = net_out[0], net_out[1]
-        logits = net_out[2] if len(net_out) > 2 else torch.logit(prob.clamp(1e-6, 1 - 1e-6))
+        # in float32 even under mixed precision: sums over whole crops need more than bfloat16's 8 bits
+        restored, prob = net_out[0].float(), net_out[1].float()
+        logits = net_out[2].float() if len(net_out) > 2 else torch.logit(prob.clamp(1e-6, 1 - 1e-6))
         x, y = batch["input"][:, :3], batch["target"]  # a temporal stack's current frame is channels 0-2
         opacity = batch["mask"].to(prob.dtype)
         true = (opacity >= self.min_opacity).to(prob.dtype)
@@ -65,9 +66,12 @@ class MaskGuidedLoss(nn.Module):
         )
         inter = (p * true).sum(dim=(1, 2, 3))
         dice = 1.0 - ((2 * inter + 1.0) / (p.sum(dim=(1, 2, 3)) + true.sum(dim=(1, 2, 3)) + 1.0)).mean()
-        out = (x + prob * (restored - x)).clamp(0.0, 1.0)
-        out_l1 = (out - y).abs().mean()
-        out_ssim = 1.0 - kornia.metrics.ssim(out, y, 7).mean()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (self.w["out_l1"] > 0 or self.w["out_ssim"] > 0)):
+            # terms weighted 0 are still reported, but no gradient is traced through them
+            out = (x + prob * (restored - x)).clamp(0.0, 1.0)
+            out_l1 = (out - y).abs().mean()
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.w["out_ssim"] > 0):
+                out_ssim = 1.0 - kornia.metrics.ssim(out, y, 7).mean()
         k = 2 * self.dilate + 1
         damaged = (opacity > 0).to(prob.dtype)
         region = F.max_pool2d(damaged, k, stride=1, padding=self.dilate) if self.dilate > 0 else damaged
@@ -75,5 +79,5 @@ class MaskGuidedLoss(nn.Module):
         repair_l1 = (err * region).sum() / region.sum().clamp_min(1.0)
         keep_l1 = (err * (1 - region)).sum() / (1 - region).sum().clamp_min(1.0)
         terms = dict(bce=bce, dice=dice, out_l1=out_l1, out_ssim=out_ssim, repair_l1=repair_l1, keep_l1=keep_l1)
-        total = sum(self.w[k] * v for k, v in terms.items())
+        total = sum((self.w[k] * v for k, v in terms.items() if self.w[k] != 0), logits.new_zeros(()))
         return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -156,6 +156,7 @@ class DataPlan:
                     augment=c.augment,
                     crops_per_image=c.crops_per_image,
                     crop_scale=c.crop_scale,
+                    crop_zoom=c.crop_zoom,
                     synth_params=c.synth_params,
                     clean_fraction=c.clean_fraction,
                     damage=c.damage,
