@@ -255,6 +255,9 @@ class TrainConfig:
       is the visible change) with ``film_params`` (fields of ``FilmDamageParams``);
       ``clean_fraction``: share of training samples left undamaged (input = target, empty mask),
       so a network learns to leave clean film alone;
+      ``hard_crops``: a file of a detector's false detections on the training photographs
+      (:mod:`filmclean.train.hardneg`), ``p_hard``: the share of training crops centred on one of
+      them (still runs only);
     - ``init_from``: a filmclean ``.safetensors`` model or a training checkpoint of the same
       architecture whose weights start the run (fine-tuning, e.g. on one's own scans); a maskguided
       network may also start one with more ``fine_blocks`` or another ``mask_grow``
@@ -296,6 +299,8 @@ class TrainConfig:
     crops_per_image: int = 1
     crop_scale: tuple[float, float] = (0.5, 1.0)
     crop_zoom: tuple[float, float] | None = None
+    hard_crops: str | None = None
+    p_hard: float = 0.0
     synth_params: dict[str, Any] | None = None
     damage: str = "synth"
     film_params: dict[str, Any] | None = None
@@ -392,6 +397,13 @@ class TrainConfig:
         set_("clip_fraction", _fraction(self.clip_fraction, "clip_fraction", one_allowed=True))
         if self.clips and not self.temporal:
             raise InputError("clips are used by temporal runs only: set temporal to true or drop clips")
+        set_("p_hard", _fraction(self.p_hard, "p_hard"))
+        if self.hard_crops is not None and not isinstance(self.hard_crops, str):
+            raise InputError(f"hard_crops must be a file path, got {self.hard_crops!r}")
+        if self.p_hard > 0 and self.hard_crops is None:
+            raise InputError("p_hard needs hard_crops, a file of false detections (python -m filmclean.train.hardneg)")
+        if self.temporal and self.p_hard > 0:
+            raise InputError("hard_crops apply to still training only")
         if self.temporal and self.crop_zoom is not None:
             raise InputError("crop_zoom applies to still training only; temporal runs use crop_scale")
         if self.temporal and self.pairs_dir is not None:
@@ -474,7 +486,7 @@ class TrainConfig:
 def load_config(path: str | Path) -> TrainConfig:
     """Read a :class:`TrainConfig` from a ``.json`` or ``.toml`` file.
 
-    Relative ``pairs_dir`` / ``clean_dir`` / ``init_from`` and clip paths are taken relative to
+    Relative ``pairs_dir`` / ``clean_dir`` / ``init_from`` / ``hard_crops`` and clip paths are taken relative to
     the file's folder. TOML
     stages are written as ``[[stages]]`` tables; a key that is absent takes its default.
     Raises :class:`~filmclean.errors.InputError` naming the file for any problem.
@@ -499,7 +511,7 @@ def load_config(path: str | Path) -> TrainConfig:
     except Exception as exc:  # JSON / TOML syntax, encoding
         raise InputError(f"cannot parse training config ({type(exc).__name__}: {exc})", path) from None
     if isinstance(data, dict):
-        for key in ("pairs_dir", "clean_dir", "init_from"):
+        for key in ("pairs_dir", "clean_dir", "init_from", "hard_crops"):
             value = data.get(key)
             if isinstance(value, str) and not Path(value).expanduser().is_absolute():
                 data[key] = str((path.parent / value).resolve())

@@ -379,7 +379,8 @@ class OnTheFlyDataset(Dataset):
     (:func:`filmclean.train.filmdamage.film_damage` with ``film_params``, mask = visible change; the
     target may carry added grain). Training items (``validation=False``): a square crop of side ``u * short_side`` with ``u ~
     U(crop_scale)`` (or, with ``crop_zoom``, of side ``min(short_side, size / z)`` with ``z``
-    log-uniform in ``crop_zoom``) at a random position, resized to ``size``, damaged with ``dustify(clean,
+    log-uniform in ``crop_zoom``) at a random position (a share ``p_hard`` of them near one of
+    ``hard_points``, name -> ``(u, v)`` fractions of the width and height), resized to ``size``, damaged with ``dustify(clean,
     rng, synth_params, polarity)``, then (with ``augment``) the paper's augmentations; all random
     streams derive from ``(seed, epoch, i)``. Validation items: the centred square of the full
     short side, damage seeded with ``(seed, VALID_EPOCH, i)``, no augmentation, so the same every
@@ -403,6 +404,8 @@ class OnTheFlyDataset(Dataset):
         crops_per_image: int = 1,
         crop_scale: tuple[float, float] = (0.5, 1.0),
         crop_zoom: tuple[float, float] | None = None,
+        hard_points: dict[str, list[tuple[float, float]]] | None = None,
+        p_hard: float = 0.0,
         synth_params: dict[str, Any] | None = None,
         clean_fraction: float = 0.0,
         augment_params: AugmentParams = PAPER_AUGMENT,
@@ -447,6 +450,8 @@ class OnTheFlyDataset(Dataset):
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.crop_zoom = None if crop_zoom is None else (float(crop_zoom[0]), float(crop_zoom[1]))
         self._reduced: dict[str, float] = {}  # name -> cached short side / the photo's own
+        self.hard_points = {k: list(v) for k, v in (hard_points or {}).items() if v}
+        self.p_hard = float(p_hard)
         self.synth_params = synth_params
         self.clean_fraction = float(clean_fraction)
         self.augment_params = augment_params
@@ -505,7 +510,17 @@ class OnTheFlyDataset(Dataset):
                 side = max(1, min(short, int(round(self.size * self._reduced[name] / zoom))))
             else:
                 side = max(1, min(short, int(round(short * rng.uniform(*self.crop_scale)))))
-            crop = _crop_square(photo, side, rng)
+            hard = self.hard_points.get(name) if self.p_hard > 0 else None
+            if hard and rng.random() < self.p_hard:  # centred near a false detection (hardneg)
+                u, v = hard[int(rng.integers(len(hard)))]
+                h, w = photo.shape[:2]
+                cx = u * w + rng.uniform(-side / 3, side / 3)
+                cy = v * h + rng.uniform(-side / 3, side / 3)
+                y = int(np.clip(round(cy - side / 2), 0, h - side))
+                x = int(np.clip(round(cx - side / 2), 0, w - side))
+                crop = photo[y : y + side, x : x + side]
+            else:
+                crop = _crop_square(photo, side, rng)
         clean = np.clip(resize(crop, self.size, self.size), 0.0, 1.0).astype(np.float32)
         damage_rng = sample_rng(self.seed, epoch, index, STREAM_DAMAGE)
         if self.clean_fraction > 0 and not self.validation and damage_rng.random() < self.clean_fraction:

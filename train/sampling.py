@@ -25,6 +25,7 @@ from filmclean.errors import InputError
 
 from .config import TrainConfig
 from .data import OnTheFlyDataset, PairsDataset, list_clean_names, split_names
+from .hardneg import load_hard_points
 
 
 class ResumableSampler(DistributedSampler):
@@ -157,6 +158,8 @@ class DataPlan:
                     crops_per_image=c.crops_per_image,
                     crop_scale=c.crop_scale,
                     crop_zoom=c.crop_zoom,
+                    hard_points=load_hard_points(c.hard_crops) if c.p_hard > 0 and c.hard_crops else None,
+                    p_hard=c.p_hard,
                     synth_params=c.synth_params,
                     clean_fraction=c.clean_fraction,
                     damage=c.damage,
