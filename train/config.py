@@ -196,6 +196,18 @@ def _tuple_of_str(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _range(value: Any, name: str, top: float) -> tuple[float, float]:
+    """``value`` as ``(min, max)`` with ``0 < min <= max <= top``, else :class:`InputError`."""
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or not (0.0 < value[0] <= value[1] <= top)
+    ):
+        raise InputError(f"{name} must be [min, max] with 0 < min <= max <= {top:g}, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def _fraction(value: Any, name: str, one_allowed: bool = False) -> float:
     """``value`` as a float in [0, 1) -- [0, 1] when ``one_allowed`` -- else :class:`InputError`."""
     if (
@@ -353,25 +365,9 @@ class TrainConfig:
             raise InputError("give either pairs_dir or clean_dir, not both")
         set_("exclude_names", _tuple_of_str(self.exclude_names, "exclude_names"))
         set_("valid_fraction", _fraction(self.valid_fraction, "valid_fraction"))
-        cs = self.crop_scale
-        if (
-            not isinstance(cs, (list, tuple))
-            or len(cs) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cs)
-            or not (0.0 < cs[0] <= cs[1] <= 1.0)
-        ):
-            raise InputError(f"crop_scale must be [min, max] with 0 < min <= max <= 1, got {cs!r}")
-        set_("crop_scale", (float(cs[0]), float(cs[1])))
-        cz = self.crop_zoom
-        if cz is not None:
-            if (
-                not isinstance(cz, (list, tuple))
-                or len(cz) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cz)
-                or not (0.0 < cz[0] <= cz[1] <= 4.0)
-            ):
-                raise InputError(f"crop_zoom must be [min, max] with 0 < min <= max <= 4, got {cz!r}")
-            set_("crop_zoom", (float(cz[0]), float(cz[1])))
+        set_("crop_scale", _range(self.crop_scale, "crop_scale", 1.0))
+        if self.crop_zoom is not None:
+            set_("crop_zoom", _range(self.crop_zoom, "crop_zoom", 4.0))
         try:
             set_("polarity", canonical_polarity(self.polarity))
         except ValueError as exc:

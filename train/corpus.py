@@ -308,6 +308,22 @@ def _wallpaper_meta(folder: Path) -> tuple[str, str]:
         return "", ""
 
 
+def _opencv_images(cache: Path, files: Iterable[str]) -> list[CorpusImage]:
+    """Those of ``files`` found in opencv-doc's ``examples/data`` (the package fetched if need be)."""
+    root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
+    if root is None:
+        return []
+    out = []
+    for fname in files:
+        path = root / _OPENCV_DATA / fname
+        if path.is_file():
+            name = f"opencv-{Path(fname).stem}"
+            licence = "Apache-2.0 AND BSD-3-Clause (OpenCV samples)"
+            origin = f"opencv-doc:/{_OPENCV_DATA}/{fname}"
+            out.append(CorpusImage(name, path, _group(name), "opencv-doc", licence, "OpenCV contributors", origin))
+    return out
+
+
 def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extra: bool = False) -> list[CorpusImage]:
     """List the corpus photographs that can be found (and fetched) on this machine.
 
@@ -349,23 +365,7 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
         )
     if debian:
         cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
-        root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
-        if root is not None:
-            for fname in _OPENCV:
-                path = root / _OPENCV_DATA / fname
-                if path.is_file():
-                    name = f"opencv-{Path(fname).stem}"
-                    out.append(
-                        CorpusImage(
-                            name,
-                            path,
-                            _group(name),
-                            "opencv-doc",
-                            "Apache-2.0 AND BSD-3-Clause (OpenCV samples)",
-                            "OpenCV contributors",
-                            f"opencv-doc:/{_OPENCV_DATA}/{fname}",
-                        )
-                    )
+        out += _opencv_images(cache, _OPENCV)
         root = _deb_root("plasma-workspace-wallpapers", cache, f"{_WALLPAPER_DIR}/Path/contents/images/2560x1600.jpg")
         if root is not None:
             for wall in _WALLPAPERS:
@@ -543,23 +543,7 @@ def validation_images(cache_dir: Path | None = None, *, debian: bool = True) -> 
                 CorpusImage(name, path, name, requirement.split("==")[0], licence, author, f"{requirement}:{member}")
             )
     if debian:
-        root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
-        if root is not None:
-            for fname in _OPENCV_VALIDATION:
-                path = root / _OPENCV_DATA / fname
-                if path.is_file():
-                    name = f"opencv-{Path(fname).stem}"
-                    out.append(
-                        CorpusImage(
-                            name,
-                            path,
-                            name,
-                            "opencv-doc",
-                            "Apache-2.0 AND BSD-3-Clause (OpenCV samples)",
-                            "OpenCV contributors",
-                            f"opencv-doc:/{_OPENCV_DATA}/{fname}",
-                        )
-                    )
+        out += _opencv_images(cache, _OPENCV_VALIDATION)
     return sorted(out, key=lambda im: im.name)
 
 
