@@ -117,6 +117,23 @@ class TestFilmDamage:
         _, _, none = film_damage(_picture(), np.random.default_rng(1), ONLY_SPRITES, "dark", str(tmp_path / "nothing"))
         assert (none > 0).mean() < (mask > 0).mean()  # without sprites only the fallback artefact is drawn
 
+    def test_max_blob_caps_the_size_of_blotches(self, tmp_path: Path) -> None:
+        blotches = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, hair_rate=0, scratch_rate=0, blotch_rate=1.0)
+        flat = np.full((256, 256, 3), 0.6, np.float32)
+
+        def largest(max_blob: float) -> int:
+            params = FilmDamageParams(**blotches, kind_jitter=0, level_shape=1e4, p_faint=0.0, max_blob=max_blob)
+            sides = []
+            for seed in range(8):
+                kinds = film_damage_kinds(flat, np.random.default_rng(seed), params, "dark", str(tmp_path))[-1]
+                dirt = kinds.get("dirt", np.zeros(flat.shape[:2], bool))  # a frame with nothing drawn gets a scratch
+                n, _, stats, _ = cv2.connectedComponentsWithStats(dirt.astype(np.uint8))
+                sides += [int(max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT])) for i in range(1, n)]
+            return max(sides)
+
+        assert largest(12.0) <= 12 * 1.6 + 7  # a blotch's canvas is 1.6 x its diameter + 6 px
+        assert largest(0.0) > 40  # the generator's own range reaches 70 px
+
     def test_unknown_parameters_are_refused(self) -> None:
         with pytest.raises(ValueError, match="bogus"):
             FilmDamageParams.from_dict({"bogus": 1})

@@ -114,6 +114,10 @@ class FilmDamageParams:
     #: Share of frames given film grain (in the target too).
     p_grain: float = 0.4
     grain_strength: tuple[float, float] = (0.004, 0.05)
+    #: Largest long side, in px of the crop, of dust, dirt and cluster sprites and of blotches
+    #: (0: the generator's own ranges, up to 45 / 110 / 140 / 70 px). A detector that meets light
+    #: blobs as large as a flower learns to take flowers for blotches.
+    max_blob: float = 0.0
     #: Share of artefacts that are faint (opacity log-uniform in ``faint``), else ``strong``.
     p_faint: float = 0.35
     faint: tuple[float, float] = (0.06, 0.4)
@@ -252,9 +256,11 @@ def _dust_speck(g: np.random.Generator) -> np.ndarray:
     return a
 
 
-def _blotch(g: np.random.Generator) -> np.ndarray:
-    """A rough blob 6-70 px across, hard or soft edged, mottled inside."""
+def _blotch(g: np.random.Generator, max_d: float = 0.0) -> np.ndarray:
+    """A rough blob 6-70 px across (at most ``max_d`` when > 0), hard or soft edged, mottled inside."""
     d = _log_uniform(g, 6.0, 70.0)
+    if max_d > 0:
+        d = min(d, max(6.0, max_d))
     size = int(math.ceil(d * 1.6)) + 6
     noise = cv2.GaussianBlur(g.random((size, size)).astype(np.float32), (0, 0), max(1.0, d * g.uniform(0.08, 0.2)))
     noise = (noise - noise.mean()) / max(float(noise.std()), 1e-6)
@@ -453,6 +459,8 @@ def _draw(
         if alpha is None:
             continue
         long, angle = _sprite_sizes(g, group, h)
+        if p.max_blob > 0 and group in ("dust", "cluster", "dirt"):
+            long = min(long, p.max_blob)
         a = _place_sprite(g, alpha, long, angle) * _opacity(g, p)
         colour, mode = _residual(g), _artefact_mode(g, p, pol)
         if group == "scratch":
@@ -462,7 +470,7 @@ def _draw(
         a = _dust_speck(g) * _opacity(g, p)
         canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dust")
     for _ in range(int(counts[2])):
-        a = _blotch(g) * _opacity(g, p)
+        a = _blotch(g, p.max_blob) * _opacity(g, p)
         canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dirt")
     for _ in range(int(counts[3])):
         pts, width = _hair_points(g, h, w)
