@@ -343,8 +343,9 @@ class PairsDataset(Dataset):
 # -- clean photos, damaged on the fly -----------------------------------------------------------
 
 
-def list_clean_names(clean_dir: str | Path) -> list[str]:
-    """Sorted file stems of the images directly in ``clean_dir`` (an error if two share a stem)."""
+def clean_image_paths(clean_dir: str | Path) -> dict[str, Path]:
+    """File stem -> path of the images directly in ``clean_dir``, sorted by stem (an error if two
+    share a stem)."""
     clean_dir = Path(clean_dir)
     if not clean_dir.is_dir():
         raise InputError("clean image folder not found", clean_dir)
@@ -354,7 +355,12 @@ def list_clean_names(clean_dir: str | Path) -> list[str]:
             if p.stem in names:
                 raise InputError(f"two images share the name {p.stem!r} ({names[p.stem].name}, {p.name})", clean_dir)
             names[p.stem] = p
-    return sorted(names)
+    return dict(sorted(names.items()))
+
+
+def list_clean_names(clean_dir: str | Path) -> list[str]:
+    """Sorted file stems of the images directly in ``clean_dir`` (an error if two share a stem)."""
+    return list(clean_image_paths(clean_dir))
 
 
 def split_names(names: Sequence[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -120,7 +120,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from filmclean.modelfile import checkpoint_network, is_training_checkpoint, load_torch_network
 
     from .config import load_config
-    from .data import read_image
+    from .data import clean_image_paths, read_image
     from .sampling import DataPlan
 
     ap = argparse.ArgumentParser(prog="python -m filmclean.train.hardneg", description=__doc__.split("\n\n")[0])
@@ -146,7 +146,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if config.clean_dir is None:
             raise InputError("the config has no clean_dir to mine", args.config)
         plan = DataPlan(config)
-        paths = {p.stem: p for p in Path(config.clean_dir).iterdir() if p.is_file()}
+        paths = clean_image_paths(config.clean_dir)
         points: dict[str, Any] = {}
         for name in plan.train_names:
             found = mine_false_detections(net, {name: read_image(paths[name])}, zooms, args.threshold, args.top)
