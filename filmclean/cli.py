@@ -63,6 +63,7 @@ _OPTION_NAMES = (
     "threshold",
     "dust",
     "tta",
+    "max_width",
     "temporal",
     "threads",
 )
@@ -146,6 +147,15 @@ def option_declarations() -> dict[str, Callable[[Callable[..., Any]], Callable[.
             help="Run the model on N flips/transposes of each frame and average them: more dust found "
             "and repaired better, N times slower (still scans, or reels with time to spare).",
         ),
+        "max_width": click.option(
+            "--max-width",
+            type=click.IntRange(min=0),
+            default=d.max_width or 0,
+            show_default=True,
+            callback=lambda ctx, param, value: value or None,
+            help="Mask models: widest defect repaired, in pixels (0: no limit). A detection wider than "
+            "this (a bright flower, a lamp) is taken for picture and left untouched, whole.",
+        ),
         "temporal": click.option(
             "--temporal/--no-temporal",
             default=ModelChoice.temporal,
@@ -189,6 +199,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             threshold=v["threshold"],
             dust=v["dust"],
             tta=v["tta"],
+            max_width=v["max_width"],
         )
         return f(**kwargs)
 

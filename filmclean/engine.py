@@ -62,6 +62,11 @@ class RestoreOptions:
       (1, 2, 4 or 8; see :func:`dihedral`), and their repairs and damage probabilities, mapped back,
       are averaged before compositing. More damage is found and repaired better, at ``tta`` times the
       time; pixels below the threshold still pass through bit-identically.
+    - ``max_width``: for mask networks, the widest defect (in pixels) that is repaired. A detection
+      (a connected region at or above the threshold) that holds a disc wider than this is taken for
+      part of the picture -- a bright flower, a lamp, a patch of sky -- and left untouched as a
+      whole, thin hairs and scratches attached to it included (:func:`drop_wide_detections`).
+      Film dust, dirt and blotches are at most about 60 px across on a 2K scan; ``None``: no limit.
     """
 
     tile: int | None = DEFAULT_TILE
@@ -70,12 +75,15 @@ class RestoreOptions:
     threshold: float = 0.5
     dust: str = "any"
     tta: int = 1
+    max_width: int | None = None
 
     def __post_init__(self) -> None:
         if self.dust not in DUST_POLARITIES:
             raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {self.dust!r}")
         if self.tta not in TTA_COUNTS:
             raise ValueError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {self.tta!r}")
+        if self.max_width is not None and self.max_width < 1:
+            raise ValueError(f"max_width must be at least 1 pixel, got {self.max_width!r}")
 
 
 @dataclass
@@ -249,7 +257,8 @@ class Restorer:
             out = np.empty((h, w, 3), np.float32)
         elif out.shape != (h, w, 3) or out.dtype != np.float32:
             raise ValueError(f"out must be a float32 ({h}, {w}, 3) array, got {out.dtype} {out.shape}")
-        if o.tta == 1 and not (np.shares_memory(out, rgb) and not self._in_place_safe(h, w)):
+        whole = o.max_width is not None and self.has_mask  # the width filter needs the frame's whole mask
+        if o.tta == 1 and not whole and not (np.shares_memory(out, rgb) and not self._in_place_safe(h, w)):
             bands = (
                 (r0, np.transpose(res, (1, 2, 0)), None if m is None else m[0]) for r0, res, m in self._bands(source)
             )
@@ -264,8 +273,9 @@ class Restorer:
             restored /= np.float32(o.tta)
             if prob is not None:
                 prob /= np.float32(o.tta)
+        drop = None if prob is None or o.max_width is None else wide_detections(prob[0], o.threshold, o.max_width)
         return self._compose(
-            rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]), out, mask
+            rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]), out, mask, drop
         )
 
     def _in_place_safe(self, h: int, w: int) -> bool:
@@ -286,9 +296,12 @@ class Restorer:
         bands: Iterator[tuple[int, np.ndarray, np.ndarray | None]],
         out: np.ndarray,
         keep_mask: bool = True,
+        drop: np.ndarray | None = None,
     ) -> RestoredFrame:
         """Write the output band by band: the clipped output of a plain network, or for mask
-        networks the repair composited over the untouched input (:func:`composite`)."""
+        networks the repair composited over the untouched input (:func:`composite`). ``drop``
+        (``(H, W)`` bool, mask networks): pixels that pass through untouched, mask 0, whatever the
+        network says (:func:`wide_detections`)."""
         o = self.options
         full_mask = np.zeros(rgb.shape[:2], np.float32) if self.has_mask and keep_mask else None
         for r0, repaired, prob in bands:
@@ -304,6 +317,10 @@ class Restorer:
                     repaired = polarity_clamp(src, repaired, o.dust)
                     prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
                 if not all_valid:
+                    prob = np.where(valid, prob, np.float32(0.0))
+                if drop is not None:
+                    valid = valid & ~drop[r0:r1]
+                    all_valid = False
                     prob = np.where(valid, prob, np.float32(0.0))
                 result = composite(src, repaired, prob, o.threshold)
                 if full_mask is not None:
@@ -391,6 +408,27 @@ def polarity_clamp(rgb: np.ndarray, repaired: np.ndarray, dust: str) -> np.ndarr
     if dust == "any":
         return repaired
     raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
+
+
+def wide_detections(prob: np.ndarray, threshold: float, max_width: float) -> np.ndarray | None:
+    """``(H, W)`` bool: the pixels of every detection in ``prob`` ``(H, W)`` wider than ``max_width``
+    pixels, or ``None`` when there is none.
+
+    A detection is an 8-connected region where ``prob >= threshold``; it is wider than ``max_width``
+    when a disc of that diameter fits inside it (its largest Euclidean distance to a pixel outside
+    the region, as :func:`cv2.distanceTransform` measures it, exceeds ``max_width / 2``). The frame's
+    edge does not bound a region: one cut by the edge counts as if mirrored across it, since the
+    defect may go on beyond the picture. Such a region is returned whole.
+    """
+    import cv2
+
+    sel = (prob >= threshold).astype(np.uint8)
+    dist = cv2.distanceTransform(sel, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    wide = dist > max_width / 2.0
+    if not wide.any():
+        return None
+    _, labels = cv2.connectedComponents(sel, connectivity=8)
+    return cast(np.ndarray, np.isin(labels, np.unique(labels[wide])))
 
 
 def composite(rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:

@@ -18,12 +18,12 @@ __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"
 
 
 def _model_options(f: Any) -> Any:
-    """``--tile/--no-tile/--threshold/--dust/--tta/--backend/--device`` as ``filmclean restore``
+    """``--tile/--no-tile/--threshold/--dust/--tta/--max-width/--backend/--device`` as ``filmclean restore``
     declares them (:func:`filmclean.cli.declare`), so an evaluation runs models exactly as a user's
     restore does; a model spec's ``:dust=...``/``:tta=N`` overrides them for that model."""
     from ..cli import declare
 
-    return declare(f, ("tile", "no_tile", "threshold", "dust", "tta", "backend", "device"))
+    return declare(f, ("tile", "no_tile", "threshold", "dust", "tta", "max_width", "backend", "device"))
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -151,6 +151,7 @@ def evaluate_command(
     threshold: float,
     dust: str,
     tta: int,
+    max_width: int | None,
     backend: str,
     device: str,
     limit: int | None,
@@ -179,7 +180,14 @@ def evaluate_command(
     specs = list(models) or default_method_specs(pairs.has_masks)
     methods = [
         parse_method(
-            s, tile=None if no_tile else tile, threshold=threshold, backend=backend, device=device, dust=dust, tta=tta
+            s,
+            tile=None if no_tile else tile,
+            threshold=threshold,
+            backend=backend,
+            device=device,
+            dust=dust,
+            tta=tta,
+            max_width=max_width,
         )
         for s in specs
     ]
@@ -204,6 +212,7 @@ def evaluate_command(
             "threshold": threshold,
             "dust": dust,
             "tta": tta,
+            "max_width": max_width,
             "backend": backend,
             "device": device,
             "limit": limit,
@@ -331,6 +340,7 @@ def evaluate_clip_command(
     threshold: float,
     dust: str,
     tta: int,
+    max_width: int | None,
     backend: str,
     device: str,
     threads: int | None,
@@ -365,6 +375,7 @@ def evaluate_clip_command(
         threshold=threshold,
         dust=dust,
         tta=tta,
+        max_width=max_width,
         backend=backend,
         device=device,
         threads=threads,

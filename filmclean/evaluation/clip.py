@@ -571,13 +571,14 @@ def evaluate_clip(
     figures: bool = True,
     dust: str = _D.dust,
     tta: int = _D.tta,
+    max_width: int | None = _D.max_width,
     progress: Callable[[str], None] | None = None,
 ) -> ClipEvaluation:
     """Read frames ``first .. last`` of ``clip_path`` (:func:`read_clip`), damage them once and score
     ``methods`` (specs for :func:`~filmclean.evaluation.methods.parse_clip_method` or
     :class:`~filmclean.evaluation.methods.ClipMethod` objects) with :func:`evaluate_sequence`; with
     ``out_dir``, also :func:`~filmclean.evaluation.report.write_clip_report` there (figures unless
-    ``figures=False``). Model options (``tile``, ``threshold``, ``dust``, ``tta``, ``backend``,
+    ``figures=False``). Model options (``tile``, ``threshold``, ``dust``, ``tta``, ``max_width``, ``backend``,
     ``device``, ``threads``) apply to model specs.
 
     Raises :class:`InputError` (bad clip, range or method spec), :class:`~filmclean.errors.ModelError`,
@@ -592,7 +593,15 @@ def evaluate_clip(
         m
         if isinstance(m, ClipMethod)
         else parse_clip_method(
-            m, tile=tile, threshold=threshold, backend=backend, device=device, threads=threads, dust=dust, tta=tta
+            m,
+            tile=tile,
+            threshold=threshold,
+            backend=backend,
+            device=device,
+            threads=threads,
+            dust=dust,
+            tta=tta,
+            max_width=max_width,
         )
         for m in methods
     ]
@@ -608,7 +617,15 @@ def evaluate_clip(
         progress=progress,
     )
     result.settings.update(
-        {"tile": tile, "threshold": threshold, "dust": dust, "tta": tta, "backend": backend, "device": device}
+        {
+            "tile": tile,
+            "threshold": threshold,
+            "dust": dust,
+            "tta": tta,
+            "max_width": max_width,
+            "backend": backend,
+            "device": device,
+        }
     )
     if out_dir is not None:
         write_clip_report(result, out_dir, figures=figures)

@@ -244,6 +244,7 @@ def _model_info(
     threshold: float,
     dust: str,
     tta: int,
+    max_width: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The report's facts about a model method (``extra`` after the backend)."""
@@ -260,6 +261,7 @@ def _model_info(
         "threshold": threshold if restorer.has_mask else None,
         "dust": dust if restorer.has_mask else None,
         "tta": tta,
+        "max_width": max_width if restorer.has_mask else None,
     }
 
 
@@ -276,6 +278,7 @@ def model_method(
     name: str | None = None,
     dust: str = _D.dust,
     tta: int = _D.tta,
+    max_width: int | None = _D.max_width,
 ) -> Method:
     """A filmclean model file (``.safetensors``/``.onnx``; ``None`` = the shipped default model)
     opened by :func:`filmclean.api.open_restorer`, every still restored by
@@ -290,10 +293,14 @@ def model_method(
         raise InputError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
     if tta not in TTA_COUNTS:
         raise InputError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {tta!r}")
-    options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta)
+    options = RestoreOptions(
+        tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
+    )
     restorer = open_restorer(path, options, backend=backend, device=device, threads=threads, temporal=False)
     file = _model_file(path)
-    info = _model_info(file, restorer, tile=tile, batch=batch, threshold=threshold, dust=dust, tta=tta)
+    info = _model_info(
+        file, restorer, tile=tile, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
+    )
     label = name or ("default" if path is None else Path(path).name)
     return Method(
         label,
@@ -318,6 +325,7 @@ def model_clip_method(
     name: str | None = None,
     dust: str = _D.dust,
     tta: int = _D.tta,
+    max_width: int | None = _D.max_width,
 ) -> ClipMethod:
     """A model run by :func:`filmclean.sequence.restore_sequence` on a restorer from
     :func:`filmclean.api.open_restorer`: ``temporal=False`` restores every frame alone,
@@ -331,7 +339,9 @@ def model_clip_method(
     from ..engine import RestoreOptions
     from ..sequence import restore_sequence
 
-    options = RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta)
+    options = RestoreOptions(
+        tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
+    )
     restorer = open_restorer(path, options, backend=backend, device=device, threads=threads, temporal=temporal)
     file = _model_file(path, temporal)
     if temporal and not restorer.temporal:
@@ -355,6 +365,7 @@ def model_clip_method(
         threshold=threshold,
         dust=dust,
         tta=tta,
+        max_width=max_width,
         network_temporal=restorer.temporal,
         uses_neighbours=temporal,
     )
@@ -431,6 +442,7 @@ def parse_method(
     threads: int | None = None,
     dust: str = _D.dust,
     tta: int = _D.tta,
+    max_width: int | None = _D.max_width,
 ) -> Method:
     """Build a :class:`Method` from a ``--model`` value.
 
@@ -441,9 +453,10 @@ def parse_method(
     - ``oracle`` or ``oracle:radius=R`` (default 3): :func:`oracle_method`;
     - ``default``: the shipped default model.
 
-    Models (files and ``default``) take ``:dust=any|dark|light,threshold=T,tta=N`` after the name,
-    which override ``dust``, ``threshold`` and ``tta`` for that model alone (``default:dust=dark``,
-    ``my.onnx:threshold=0.7``, ``default:tta=8``), so one run can compare settings side by side.
+    Models (files and ``default``) take ``:dust=any|dark|light,threshold=T,tta=N,max_width=W`` after
+    the name, which override ``dust``, ``threshold``, ``tta`` and ``max_width`` (0: no limit) for
+    that model alone (``default:dust=dark``, ``my.onnx:threshold=0.7``, ``default:tta=8``), so one
+    run can compare settings side by side.
 
     The method's name is ``spec`` as given (a file's name for paths). Raises :class:`InputError`
     for unknown names, bad parameters or a missing model file.
@@ -461,13 +474,19 @@ def parse_method(
         "threads": threads,
         "dust": dust,
         "tta": tta,
+        "max_width": max_width,
     }
 
     def model_opts(args: str) -> dict[str, Any]:
         """``opts`` with a model spec's own ``dust``/``threshold``/``tta`` (checked)."""
-        mine = {**opts, **parse_params(args, {"dust": DUST_POLARITIES, "threshold": float, "tta": int}, spec)}
+        own = parse_params(args, {"dust": DUST_POLARITIES, "threshold": float, "tta": int, "max_width": int}, spec)
+        mine = {**opts, **own}
         if not 0.0 <= mine["threshold"] <= 1.0:
             raise InputError(f"threshold in {spec!r} must be in [0, 1]")
+        if mine["max_width"] is not None and mine["max_width"] < 0:
+            raise InputError(f"max_width in {spec!r} must be at least 0 (0: no limit)")
+        if mine["max_width"] == 0:
+            mine["max_width"] = None
         return mine
 
     found = _model_spec(text)
@@ -507,6 +526,7 @@ def parse_clip_method(
     threads: int | None = None,
     dust: str = _D.dust,
     tta: int = _D.tta,
+    max_width: int | None = _D.max_width,
 ) -> ClipMethod:
     """Build a :class:`ClipMethod` from a ``--method`` value.
 
@@ -545,6 +565,7 @@ def parse_clip_method(
             threads=threads,
             dust=dust,
             tta=tta,
+            max_width=max_width,
         )
     raise InputError(
         f"unknown method {spec!r}: give one of identity, tmedian[:radius=R], single[:MODEL], temporal[:MODEL]"
