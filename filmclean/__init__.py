@@ -25,6 +25,12 @@ __version__ = "0.1.0"
 #: (``benchmarks/bench_restore.py``). Kept here, free of imports, so the thin CLI can show it.
 DEFAULT_TILE = 2048
 
+#: Widest detection (pixels) that mask models repair (``RestoreOptions.max_width``, ``--max-width``):
+#: the film dust, dirt and blotches filmclean is for are at most about 60 px across on a 2K scan
+#: (about 85 px on a 4K one); a wider detection is a bright flower, a lamp, or grass blades taken for
+#: a mesh of hairs, and is left untouched. Chosen on the validation photographs (model card).
+DEFAULT_MAX_WIDTH = 96
+
 #: which way damage changes the picture (``RestoreOptions.dust``, the CLI's ``--dust``)
 DUST_POLARITIES = ("any", "dark", "light")
 
@@ -69,6 +75,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_MAX_WIDTH",
     "DEFAULT_TILE",
     "DEVICES",
     "DUST_POLARITIES",

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
+from . import DEFAULT_MAX_WIDTH, DEFAULT_TILE, DUST_POLARITIES, TTA_COUNTS
 from .backends import Backend, NetworkInfo
 from .tiling import BandAccumulator, TileGrid, make_grid, read_tile, reflect_index
 
@@ -63,10 +63,12 @@ class RestoreOptions:
       are averaged before compositing. More damage is found and repaired better, at ``tta`` times the
       time; pixels below the threshold still pass through bit-identically.
     - ``max_width``: for mask networks, the widest defect (in pixels) that is repaired. A detection
-      (a connected region at or above the threshold) that holds a disc wider than this is taken for
-      part of the picture -- a bright flower, a lamp, a patch of sky -- and left untouched as a
-      whole, thin hairs and scratches attached to it included (:func:`drop_wide_detections`).
-      Film dust, dirt and blotches are at most about 60 px across on a 2K scan; ``None``: no limit.
+      (a connected region at or above the threshold, detections less than :data:`DETECTION_GAP`
+      pixels apart joined) that holds a disc wider than this is taken for part of the picture -- a
+      bright flower, a lamp, a meadow whose grass blades look like hairs -- and left untouched as a
+      whole, thin hairs and scratches attached to it included (:func:`wide_detections`).
+      Film dust, dirt and blotches are at most about 60 px across on a 2K scan
+      (:data:`filmclean.DEFAULT_MAX_WIDTH`); ``None``: no limit.
     """
 
     tile: int | None = DEFAULT_TILE
@@ -75,7 +77,7 @@ class RestoreOptions:
     threshold: float = 0.5
     dust: str = "any"
     tta: int = 1
-    max_width: int | None = None
+    max_width: int | None = DEFAULT_MAX_WIDTH
 
     def __post_init__(self) -> None:
         if self.dust not in DUST_POLARITIES:
@@ -410,25 +412,41 @@ def polarity_clamp(rgb: np.ndarray, repaired: np.ndarray, dust: str) -> np.ndarr
     raise ValueError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
 
 
-def wide_detections(prob: np.ndarray, threshold: float, max_width: float) -> np.ndarray | None:
+DETECTION_GAP = 9
+"""Detections closer than this many pixels count as one for :func:`wide_detections`: a dense mesh of
+thin detections (grass blades, petal edges taken for hairs) is as wide as the area it covers."""
+
+
+def wide_detections(
+    prob: np.ndarray, threshold: float, max_width: float, gap: int = DETECTION_GAP
+) -> np.ndarray | None:
     """``(H, W)`` bool: the pixels of every detection in ``prob`` ``(H, W)`` wider than ``max_width``
     pixels, or ``None`` when there is none.
 
-    A detection is an 8-connected region where ``prob >= threshold``; it is wider than ``max_width``
-    when a disc of that diameter fits inside it (its largest Euclidean distance to a pixel outside
-    the region, as :func:`cv2.distanceTransform` measures it, exceeds ``max_width / 2``). The frame's
-    edge does not bound a region: one cut by the edge counts as if mirrored across it, since the
-    defect may go on beyond the picture. Such a region is returned whole.
+    Detections are the pixels where ``prob >= threshold``; those less than ``gap`` pixels apart are
+    joined (a morphological closing with a ``gap``-pixel disc; 0 or 1: none) into 8-connected
+    regions. A region is wider than ``max_width`` when a disc of that diameter fits inside it (its
+    largest Euclidean distance to a pixel outside it, as :func:`cv2.distanceTransform` measures it,
+    exceeds ``max_width / 2``). The frame's edge does not bound a region: one cut by the edge counts
+    as if mirrored across it, since the defect may go on beyond the picture. The detections of such
+    a region are returned whole. A single hair or scratch stays as thin as it is, and a blotch as
+    wide, whatever ``gap``; but a field of dust specks closer than ``gap`` is one region too, and
+    left alone when it is wider than ``max_width`` (the price of never repainting a textured
+    picture).
     """
     import cv2
 
     sel = (prob >= threshold).astype(np.uint8)
-    dist = cv2.distanceTransform(sel, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    joined: np.ndarray = sel
+    if gap > 1:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (gap, gap))
+        joined = cv2.morphologyEx(sel, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_REPLICATE)
+    dist = cv2.distanceTransform(joined, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     wide = dist > max_width / 2.0
     if not wide.any():
         return None
-    _, labels = cv2.connectedComponents(sel, connectivity=8)
-    return cast(np.ndarray, np.isin(labels, np.unique(labels[wide])))
+    _, labels = cv2.connectedComponents(joined, connectivity=8)
+    return cast(np.ndarray, np.isin(labels, np.unique(labels[wide])) & (sel > 0))
 
 
 def composite(rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:

@@ -64,7 +64,7 @@ class TestRestorerDust:
     @pytest.mark.parametrize("dust, kept", [("dark", "right"), ("light", "left"), ("any", None)])
     def test_pixels_the_repair_would_move_the_wrong_way_pass_through(self, dust, kept):
         frame = np.random.default_rng(1).uniform(0.2, 0.8, (12, 16, 3)).astype(np.float32)
-        res = Restorer(FakeMaskBackend(), RestoreOptions(tile=None, dust=dust)).restore(frame)
+        res = Restorer(FakeMaskBackend(), RestoreOptions(tile=None, dust=dust, max_width=None)).restore(frame)
         left, right = np.s_[:, :8], np.s_[:, 8:]
         if kept is None:
             np.testing.assert_allclose(res.image[left], frame[left] + 0.1, atol=1e-6)

@@ -216,7 +216,9 @@ class TestNonFinitePixels:
         from filmclean.modelfile import load_torch_network
 
         net, _ = load_torch_network(tinymask)
-        r = Restorer(TorchBackend(net, network_info(net), device="cpu"), RestoreOptions(tile=None, threshold=0.0))
+        r = Restorer(
+            TorchBackend(net, network_info(net), device="cpu"), RestoreOptions(tile=None, threshold=0.0, max_width=None)
+        )
         frame = _damaged(32)
         frame[3, 4] = np.nan
         frame[10, 10, 0] = 7.0

@@ -59,6 +59,19 @@ class TestDropWideDetections:
         assert wide_detections(prob, 0.5, 24) is None
         np.testing.assert_array_equal(wide_detections(prob, 0.5, 23), prob > 0)
 
+    def test_a_dense_mesh_of_thin_detections_is_as_wide_as_its_area(self):
+        prob = np.zeros((140, 140), np.float32)
+        prob[10:130:6, 10:130] = 1.0  # 1-px lines 6 px apart over 120 px: grass blades, not hairs
+        prob[10:130, 10] = 1.0
+        assert wide_detections(prob, 0.5, 64, gap=0) is None  # each line alone is 1 px wide
+        np.testing.assert_array_equal(wide_detections(prob, 0.5, 64), prob > 0)  # default gap 9
+
+    def test_sparse_hairs_stay_thin_whatever_the_gap(self):
+        prob = np.zeros((140, 140), np.float32)
+        prob[10:130:30, 10:130] = 1.0  # lines 30 px apart: separate defects
+        prob[10:130, 10] = 1.0
+        assert wide_detections(prob, 0.5, 64, gap=9) is None
+
     def test_below_threshold_not_a_detection(self):
         prob = np.full((30, 30), 0.4, np.float32)
         assert wide_detections(prob, 0.5, 4) is None
@@ -75,8 +88,16 @@ class TestRestorerMaxWidth:
 
     def test_no_limit_repairs_everything(self):
         frame = _frame()
-        res = Restorer(MaskFromDarkBackend(), RestoreOptions(tile=None)).restore(frame)
+        res = Restorer(MaskFromDarkBackend(), RestoreOptions(tile=None, max_width=None)).restore(frame)
         assert (res.image[20:50, 50:80] == 0.5).all()
+
+    def test_default_drops_a_wide_detection(self):
+        frame = np.full((200, 200, 3), 0.8, np.float32)
+        frame[20:140, 20:140] = 0.1  # 120 px across: wider than any film defect filmclean repairs
+        frame[150:190, 150:190] = 0.1  # 40 px: a blotch
+        res = Restorer(MaskFromDarkBackend(), RestoreOptions(tile=None)).restore(frame)
+        np.testing.assert_array_equal(res.image[20:140, 20:140], frame[20:140, 20:140])
+        assert (res.image[150:190, 150:190] == 0.5).all()
 
     def test_tiled_equals_whole(self):
         frame = _frame()

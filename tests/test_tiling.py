@@ -74,7 +74,7 @@ def _restorer(arch, config, tile, overlap=None, batch=3, threshold=0.5):
     net = build_network(arch, config)
     return Restorer(
         TorchBackend(net, network_info(net), device="cpu"),
-        RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold),
+        RestoreOptions(tile=tile, overlap=overlap, batch=batch, threshold=threshold, max_width=None),
     )
 
 

@@ -79,14 +79,14 @@ class TestRestorerTta:
 
     def test_tta1_is_the_plain_run(self):
         frame = self._frame()
-        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=1)).restore(frame)
+        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=1, max_width=None)).restore(frame)
         ramp = (0.1 * np.arange(16) / 16).astype(np.float32)
         np.testing.assert_allclose(res.image[:, :8], frame[:, :8] + ramp[:8, None], atol=1e-6)
         np.testing.assert_array_equal(res.image[:, 8:], frame[:, 8:])
 
     def test_tta2_averages_the_frame_and_its_mirror_image(self):
         frame = self._frame()
-        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=2)).restore(frame)
+        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=2, max_width=None)).restore(frame)
         # plain run: +ramp[j], mask 1 on the left half; mirrored run mapped back: +ramp[w-1-j], mask 1
         # on the right half. Mean probability is 0.5 everywhere (>= threshold 0.5): all repaired.
         ramp = (0.1 * np.arange(16) / 16).astype(np.float32)
@@ -96,7 +96,7 @@ class TestRestorerTta:
 
     def test_pixels_below_the_threshold_pass_through_bit_for_bit(self):
         frame = self._frame()
-        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=2, threshold=0.6)).restore(frame)
+        res = Restorer(ColumnBackend(), RestoreOptions(tile=None, tta=2, threshold=0.6, max_width=None)).restore(frame)
         np.testing.assert_array_equal(res.image, frame)
 
     @pytest.mark.parametrize("tile", [None, 32])
@@ -104,7 +104,7 @@ class TestRestorerTta:
         """The mean over all 8 transforms gives the same result for a rotated or mirrored frame,
         rotated or mirrored back (tiled or not)."""
         be = load_model(net_file, backend="torch", device="cpu")
-        restorer = Restorer(be, RestoreOptions(tile=tile, tta=8, threshold=0.0))
+        restorer = Restorer(be, RestoreOptions(tile=tile, tta=8, threshold=0.0, max_width=None))
         frame = np.random.default_rng(6).uniform(0.0, 1.0, (48, 64, 3)).astype(np.float32)
         base = restorer.restore(frame)
         for k in (1, 2, 3, 4, 7):
@@ -120,7 +120,7 @@ class TestRestorerTta:
         from filmclean.temporal import build_stack
 
         be = load_model(small_temporal_model(tmp_path / "t.safetensors", perturb=0.1), backend="torch", device="cpu")
-        restorer = Restorer(be, RestoreOptions(tile=None, tta=8, threshold=0.0))
+        restorer = Restorer(be, RestoreOptions(tile=None, tta=8, threshold=0.0, max_width=None))
         rng = np.random.default_rng(9)
         frame, prev = (rng.uniform(0.0, 1.0, (48, 64, 3)).astype(np.float32) for _ in range(2))
         trust = rng.uniform(0.0, 1.0, (48, 64)).astype(np.float32)
@@ -139,7 +139,7 @@ class TestRestorerTta:
     def test_the_plain_run_does_not_commute(self, net_file):
         """The property above is not automatic: one transform alone gives a different result."""
         be = load_model(net_file, backend="torch", device="cpu")
-        restorer = Restorer(be, RestoreOptions(tile=None, tta=1, threshold=0.0))
+        restorer = Restorer(be, RestoreOptions(tile=None, tta=1, threshold=0.0, max_width=None))
         frame = np.random.default_rng(6).uniform(0.0, 1.0, (48, 64, 3)).astype(np.float32)
         base = restorer.restore(frame).image
         out = restorer.restore(np.ascontiguousarray(frame[:, ::-1])).image[:, ::-1]
