@@ -134,6 +134,33 @@ class TestFilmDamage:
         assert largest(12.0) <= 12 * 1.6 + 7  # a blotch's canvas is 1.6 x its diameter + 6 px
         assert largest(0.0) > 40  # the generator's own range reaches 70 px
 
+    def test_plain_shapes(self, tmp_path: Path) -> None:
+        only = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, blotch_rate=0, hair_rate=0, scratch_rate=0)
+        flat = np.full((256, 256, 3), 0.6, np.float32)
+        params = FilmDamageParams(**only, shape_rate=6.0, kind_jitter=0, level_shape=1e4, p_faint=0.0, max_blob=30.0)
+        seen: set[str] = set()
+        solid = 0
+        for seed in range(6):
+            target, damaged, change, kinds = film_damage_kinds(
+                flat, np.random.default_rng(seed), params, "dark", str(tmp_path)
+            )
+            seen |= {k for k, m in kinds.items() if m.any()}
+            dirt = kinds.get("dirt", np.zeros(flat.shape[:2], bool))
+            n, _, stats, _ = cv2.connectedComponentsWithStats(dirt.astype(np.uint8))
+            assert all(max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) <= 30 + 8 for i in range(1, n))
+            core = cv2.erode(dirt.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            solid += int((change[core] > 0.2).any())  # opaque shapes with a filled interior, not rings
+        assert {"dust", "dirt", "hair"} <= seen
+        assert solid >= 3
+
+    def test_plain_shapes_off_leave_the_draw_unchanged(self, tmp_path: Path) -> None:
+        root = str(_sprites(tmp_path / "sprites"))
+        a = film_damage(_picture(), np.random.default_rng(5), FilmDamageParams(), sprite_root=root)
+        b = film_damage(_picture(), np.random.default_rng(5), FilmDamageParams(shape_rate=0.0), sprite_root=root)
+        c = film_damage(_picture(), np.random.default_rng(5), FilmDamageParams(shape_rate=60.0), sprite_root=root)
+        np.testing.assert_array_equal(a[1], b[1])
+        assert not np.array_equal(a[1], c[1])
+
     def test_unknown_parameters_are_refused(self) -> None:
         with pytest.raises(ValueError, match="bogus"):
             FilmDamageParams.from_dict({"bogus": 1})

@@ -12,6 +12,8 @@ scanned film carries, at every size a detector meets in a 256-px training crop:
 - **blotches** up to ~70 px, hard- or soft-edged, with a mottled texture inside;
 - **hairs and fibres** 1-8 px wide, straight to tightly curled, sharp or out of focus, up to
   longer than the crop;
+- **plain shapes** (``shape_rate``): discs, ellipses, polygons and straight strokes, so that a round
+  opaque speck is not taken for picture for want of a ragged outline;
 - **scratches**, continuous or broken, vertical or slanted, 1-6 px wide, dark, bright or coloured
   (an emulsion layer gone) whatever the frame's polarity;
 - the procedural damage of :func:`filmclean.train.synth.render_damage`, for part of the crops;
@@ -122,6 +124,10 @@ class FilmDamageParams:
     p_faint: float = 0.35
     faint: tuple[float, float] = (0.06, 0.4)
     strong: tuple[float, float] = (0.4, 1.0)
+    #: Expected plain shapes per 256 x 256 px (:func:`_plain_shape`: discs, ellipses, polygons and
+    #: short straight strokes, solid or shaded). 0 draws none and no random number for them, so older
+    #: configurations draw the same damage.
+    shape_rate: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FilmDamageParams:
@@ -277,6 +283,53 @@ def _blotch(g: np.random.Generator, max_d: float = 0.0) -> np.ndarray:
         tex = (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
         a *= 1.0 - g.uniform(0.2, 0.7) * tex
     return a.astype(np.float32)
+
+
+def _plain_shape(g: np.random.Generator, max_d: float = 0.0) -> tuple[np.ndarray, str]:
+    """A plain geometric artefact and its kind: a disc, an ellipse, a convex polygon (dust below
+    8 px across, dirt above; 2-60 px, at most ``max_d`` when > 0) or a short straight stroke
+    (hair, 1-4 px wide, 10-120 px long), hard- or soft-edged, solid or shaded across.
+
+    Real specks are irregular, but a detector that needs a ragged outline to call something damage
+    leaves round opaque specks alone: these shapes make the outline an unreliable cue, so that the
+    occlusion of the picture has to be learnt instead."""
+    style = g.random()
+    if style < 0.25:
+        length, width = _log_uniform(g, 10.0, 120.0), _log_uniform(g, 1.0, 4.0)
+        ang = g.uniform(0, math.pi)
+        half = np.array([math.cos(ang), math.sin(ang)]) * length / 2
+        a, _, _ = _stroke(np.stack([-half, half]) + length / 2 + width + 4, width)
+        kind = "hair"
+    else:
+        d = _log_uniform(g, 2.0, 60.0)
+        if max_d > 0:
+            d = min(d, max(2.0, max_d))
+        size = int(math.ceil(d)) + 6
+        canvas = np.zeros((size * _SS, size * _SS), np.uint8)
+        c = size * _SS / 2.0
+        r = d * _SS / 2.0
+        if style < 0.6:  # disc or ellipse
+            axes = (max(1, int(r * 8)), max(1, int(r * 8 / _log_uniform(g, 1.0, 2.5))))
+            cv2.ellipse(
+                canvas, (int(c * 8), int(c * 8)), axes, g.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA, shift=3
+            )
+        else:  # convex polygon
+            n = int(g.integers(3, 9))
+            t = np.sort(g.uniform(0, 2 * math.pi, n))
+            pts = np.stack([c + r * np.cos(t), c + r * np.sin(t)], axis=1)
+            cv2.fillConvexPoly(canvas, np.round(pts * 8).astype(np.int32), 255, cv2.LINE_AA, shift=3)
+        a = _down(canvas.astype(np.float32) / 255.0)
+        kind = "dust" if d < 8 else "dirt"
+    if g.random() < 0.3:  # out of focus
+        a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.4, 2.0))
+        a /= max(float(a.max()), 1e-6)
+    if g.random() < 0.3:  # shaded: denser on one side
+        yy, xx = np.mgrid[0 : a.shape[0], 0 : a.shape[1]].astype(np.float32)
+        ang = g.uniform(0, 2 * math.pi)
+        ramp = xx * math.cos(ang) + yy * math.sin(ang)
+        ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+        a = a * (1.0 - g.uniform(0.3, 0.8) * ramp)
+    return np.clip(a, 0.0, 1.0).astype(np.float32), kind
 
 
 def _hair_points(g: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
@@ -491,6 +544,12 @@ def _draw(
                 a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.3, 1.0))
                 a /= max(float(a.max()), 1e-6)
             canvas.paste(np.clip(a, 0, 1) * opacity * g.uniform(0.6, 1.0), x0, y0, colour, mode, "scratch")
+    if p.shape_rate > 0:
+        rate = p.shape_rate * area * level * math.exp(g.normal(0, p.kind_jitter))
+        for _ in range(int(g.poisson(rate))):
+            a, kind = _plain_shape(g, p.max_blob)
+            mode = _artefact_mode(g, p, pol)
+            canvas.paste_centred(a * _opacity(g, p), g.uniform(0, w), g.uniform(0, h), _residual(g), mode, kind)
 
     damaged = np.clip(canvas.img, 0.0, 1.0, out=canvas.img)
     mask = np.abs(damaged - target).max(axis=2).astype(np.float32)
