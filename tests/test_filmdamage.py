@@ -160,6 +160,23 @@ class TestFilmDamage:
         c = film_damage(_picture(), np.random.default_rng(5), FilmDamageParams(shape_rate=60.0), sprite_root=root)
         np.testing.assert_array_equal(a[1], b[1])
         assert not np.array_equal(a[1], c[1])
+        d = film_damage(_picture(), np.random.default_rng(5), FilmDamageParams(p_blotch_blur=0.0), sprite_root=root)
+        np.testing.assert_array_equal(a[1], d[1])
+
+    def test_defocused_blotches_have_soft_edges(self, tmp_path: Path) -> None:
+        blotches = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, hair_rate=0, scratch_rate=0, blotch_rate=3.0)
+        flat = np.full((256, 256, 3), 0.6, np.float32)
+
+        def edge_steepness(p_blur: float) -> float:
+            params = FilmDamageParams(**blotches, kind_jitter=0, level_shape=1e4, p_faint=0.0, p_blotch_blur=p_blur)
+            steps = []
+            for seed in range(4):
+                _, _, change, _ = film_damage_kinds(flat, np.random.default_rng(seed), params, "dark", str(tmp_path))
+                gy, gx = np.gradient(change)
+                steps.append(float(np.hypot(gx, gy).max()))
+            return float(np.mean(steps))
+
+        assert edge_steepness(1.0) < 0.6 * edge_steepness(0.0)
 
     def test_unknown_parameters_are_refused(self) -> None:
         with pytest.raises(ValueError, match="bogus"):

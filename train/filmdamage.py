@@ -128,6 +128,9 @@ class FilmDamageParams:
     #: short straight strokes, solid or shaded). 0 draws none and no random number for them, so older
     #: configurations draw the same damage.
     shape_rate: float = 0.0
+    #: Share of blotches defocused (a Gaussian blur of 5-25 % of their size: dirt on the far side of
+    #: the film or out of the lens's focus). 0 draws no random number for it.
+    p_blotch_blur: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FilmDamageParams:
@@ -262,8 +265,9 @@ def _dust_speck(g: np.random.Generator) -> np.ndarray:
     return a
 
 
-def _blotch(g: np.random.Generator, max_d: float = 0.0) -> np.ndarray:
-    """A rough blob 6-70 px across (at most ``max_d`` when > 0), hard or soft edged, mottled inside."""
+def _blotch(g: np.random.Generator, max_d: float = 0.0, p_blur: float = 0.0) -> np.ndarray:
+    """A rough blob 6-70 px across (at most ``max_d`` when > 0), hard or soft edged, mottled inside,
+    defocused with probability ``p_blur``."""
     d = _log_uniform(g, 6.0, 70.0)
     if max_d > 0:
         d = min(d, max(6.0, max_d))
@@ -282,6 +286,9 @@ def _blotch(g: np.random.Generator, max_d: float = 0.0) -> np.ndarray:
         tex = cv2.GaussianBlur(g.random((size, size)).astype(np.float32), (0, 0), g.uniform(0.7, 3.0))
         tex = (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
         a *= 1.0 - g.uniform(0.2, 0.7) * tex
+    if p_blur > 0 and g.random() < p_blur:
+        a = cv2.GaussianBlur(a, (0, 0), max(0.5, d * g.uniform(0.05, 0.25)))
+        a /= max(float(a.max()), 1e-6)
     return a.astype(np.float32)
 
 
@@ -523,7 +530,7 @@ def _draw(
         a = _dust_speck(g) * _opacity(g, p)
         canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dust")
     for _ in range(int(counts[2])):
-        a = _blotch(g, p.max_blob) * _opacity(g, p)
+        a = _blotch(g, p.max_blob, p.p_blotch_blur) * _opacity(g, p)
         canvas.paste_centred(a, g.uniform(0, w), g.uniform(0, h), _residual(g), _artefact_mode(g, p, pol), "dirt")
     for _ in range(int(counts[3])):
         pts, width = _hair_points(g, h, w)
