@@ -4,7 +4,9 @@ One crop of 256 px from each photograph of ``--corpus`` (clean), and on it one a
 a vertical or slanted line, a curled hair, an opaque disc of 6, 20 or 40 px -- dark (multiplying the
 picture) or light (the same on the inverted picture) at two opacities. Prints, per artefact, the
 share of its visible pixels (change > 2/255) at or above the threshold, and the share of the clean
-crops' pixels flagged. A quick check that a detector has learnt what damage does to a picture and
+crops' pixels flagged. ``--blurred`` repeats it on the same crops blurred (Gaussian, sigma 8 px):
+the gap between the two shows how much the picture's texture, rather than the artefact, decides
+whether damage is found. A quick check that a detector has learnt what damage does to a picture and
 not only the shapes of one generator; it is not a benchmark::
 
     python scripts/probe_shapes.py train/runs/detector-film-13/checkpoint.safetensors --corpus data/valid
@@ -64,19 +66,29 @@ def main() -> None:
     ap.add_argument("--corpus", required=True, help="folder of clean photographs")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--blurred", action="store_true", help="also probe on the crops blurred (sigma 8 px)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     loaded = checkpoint_network(args.model) if is_training_checkpoint(args.model) else load_torch_network(args.model)
     net = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
     pairs = crops_of(open_pairs(args.corpus, size="full", split="all"), 256, 1)
-    crops = [pairs.load(n).clean for n in pairs.names]
+    photo = [pairs.load(n).clean for n in pairs.names]
+    backgrounds = {"photo": photo}
+    if args.blurred:
+        backgrounds["blurred"] = [cv2.GaussianBlur(c, (0, 0), 8.0) for c in photo]
+    for label, crops in backgrounds.items():
+        _probe(net, crops, args.threshold, label)
+
+
+def _probe(net: torch.nn.Module, crops: list[np.ndarray], threshold: float, label: str) -> None:
+    """Print the flagged shares of every artefact on ``crops``."""
 
     def flagged(batch: list[np.ndarray]) -> np.ndarray:
         with torch.no_grad():
             _, m = net(torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float())
-        return m[:, 0].numpy() >= args.threshold
+        return m[:, 0].numpy() >= threshold
 
-    print(f"{len(crops)} crops; clean pixels flagged: {100 * flagged(crops).mean():.2f} %")
+    print(f"{label}: {len(crops)} crops; clean pixels flagged: {100 * flagged(crops).mean():.2f} %")
     print("artefact        " + "  ".join(f"{p} {a:.1f}" for p in ("dark", "light") for a in (0.4, 0.8)))
     for name, make in ARTEFACTS.items():
         rng = np.random.default_rng(0)
