@@ -50,6 +50,15 @@ ONLY_SPRITES = FilmDamageParams(
 NO_EXTRAS = dict(p_synth=0.0, p_grain=0.0, p_scratch_flip=0.0, p_scratch_colour=0.0)
 
 
+def _blotches_on_grey(tmp_path: Path, seeds: int, **params: float) -> list[tuple]:
+    """``film_damage_kinds`` of a flat grey 256-px picture with blotches only, opaque, at the
+    expected rate, for seeds ``0 .. seeds - 1``."""
+    only = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, hair_rate=0, scratch_rate=0)
+    p = FilmDamageParams(**{**only, "kind_jitter": 0, "level_shape": 1e4, "p_faint": 0.0, **params})
+    flat = np.full((256, 256, 3), 0.6, np.float32)
+    return [film_damage_kinds(flat, np.random.default_rng(s), p, "dark", str(tmp_path)) for s in range(seeds)]
+
+
 class TestFilmDamage:
     def test_deterministic_given_the_seed(self, tmp_path: Path) -> None:
         root = str(_sprites(tmp_path / "sprites"))
@@ -118,15 +127,10 @@ class TestFilmDamage:
         assert (none > 0).mean() < (mask > 0).mean()  # without sprites only the fallback artefact is drawn
 
     def test_max_blob_caps_the_size_of_blotches(self, tmp_path: Path) -> None:
-        blotches = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, hair_rate=0, scratch_rate=0, blotch_rate=1.0)
-        flat = np.full((256, 256, 3), 0.6, np.float32)
-
         def largest(max_blob: float) -> int:
-            params = FilmDamageParams(**blotches, kind_jitter=0, level_shape=1e4, p_faint=0.0, max_blob=max_blob)
             sides = []
-            for seed in range(8):
-                kinds = film_damage_kinds(flat, np.random.default_rng(seed), params, "dark", str(tmp_path))[-1]
-                dirt = kinds.get("dirt", np.zeros(flat.shape[:2], bool))  # a frame with nothing drawn gets a scratch
+            for *_, kinds in _blotches_on_grey(tmp_path, 8, blotch_rate=1.0, max_blob=max_blob):
+                dirt = kinds.get("dirt", np.zeros((256, 256), bool))  # a frame with nothing drawn gets a scratch
                 n, _, stats, _ = cv2.connectedComponentsWithStats(dirt.astype(np.uint8))
                 sides += [int(max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT])) for i in range(1, n)]
             return max(sides)
@@ -164,14 +168,9 @@ class TestFilmDamage:
         np.testing.assert_array_equal(a[1], d[1])
 
     def test_defocused_blotches_have_soft_edges(self, tmp_path: Path) -> None:
-        blotches = dict(NO_EXTRAS, sprite_rate=0, dust_rate=0, hair_rate=0, scratch_rate=0, blotch_rate=3.0)
-        flat = np.full((256, 256, 3), 0.6, np.float32)
-
         def edge_steepness(p_blur: float) -> float:
-            params = FilmDamageParams(**blotches, kind_jitter=0, level_shape=1e4, p_faint=0.0, p_blotch_blur=p_blur)
             steps = []
-            for seed in range(4):
-                _, _, change, _ = film_damage_kinds(flat, np.random.default_rng(seed), params, "dark", str(tmp_path))
+            for _, _, change, _ in _blotches_on_grey(tmp_path, 4, blotch_rate=3.0, p_blotch_blur=p_blur):
                 gy, gx = np.gradient(change)
                 steps.append(float(np.hypot(gx, gy).max()))
             return float(np.mean(steps))
