@@ -217,8 +217,7 @@ def _place_sprite(g: np.random.Generator, alpha: np.ndarray, long: float, angle:
         k = int(g.integers(1, 3)) * 2 + 1
         a = cv2.dilate(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     elif r < 0.45:  # out of focus
-        a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.5, 2.5))
-        a /= max(float(a.max()), 1e-6)
+        a = _defocus(a, g.uniform(0.5, 2.5))
     a = np.clip(a, 0.0, 1.0) ** _log_uniform(g, 0.4, 2.0)
     return (a * coverage).astype(np.float32)
 
@@ -228,6 +227,13 @@ def _place_sprite(g: np.random.Generator, alpha: np.ndarray, long: float, angle:
 
 def _log_uniform(g: np.random.Generator, lo: float, hi: float) -> float:
     return float(math.exp(g.uniform(math.log(lo), math.log(max(hi, lo * 1.0001)))))
+
+
+def _defocus(a: np.ndarray, sigma: float) -> np.ndarray:
+    """``a`` blurred (Gaussian, ``sigma`` px) and rescaled so that its peak is where it was: an
+    artefact out of focus keeps its density at the centre."""
+    a = cv2.GaussianBlur(a, (0, 0), sigma)
+    return a / max(float(a.max()), 1e-6)
 
 
 def _down(canvas: np.ndarray) -> np.ndarray:
@@ -260,8 +266,7 @@ def _dust_speck(g: np.random.Generator) -> np.ndarray:
     cv2.fillPoly(canvas, [np.round(pts * _SS * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
     a = _down(canvas.astype(np.float32) / 255.0)
     if g.random() < 0.4:
-        a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.3, 1.0))
-        a /= max(float(a.max()), 1e-6)
+        a = _defocus(a, g.uniform(0.3, 1.0))
     return a
 
 
@@ -287,8 +292,7 @@ def _blotch(g: np.random.Generator, max_d: float = 0.0, p_blur: float = 0.0) -> 
         tex = (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
         a *= 1.0 - g.uniform(0.2, 0.7) * tex
     if p_blur > 0 and g.random() < p_blur:
-        a = cv2.GaussianBlur(a, (0, 0), max(0.5, d * g.uniform(0.05, 0.25)))
-        a /= max(float(a.max()), 1e-6)
+        a = _defocus(a, max(0.5, d * g.uniform(0.05, 0.25)))
     return a.astype(np.float32)
 
 
@@ -328,8 +332,7 @@ def _plain_shape(g: np.random.Generator, max_d: float = 0.0) -> tuple[np.ndarray
         a = _down(canvas.astype(np.float32) / 255.0)
         kind = "dust" if d < 8 else "dirt"
     if g.random() < 0.3:  # out of focus
-        a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.4, 2.0))
-        a /= max(float(a.max()), 1e-6)
+        a = _defocus(a, g.uniform(0.4, 2.0))
     if g.random() < 0.3:  # shaded: denser on one side
         yy, xx = np.mgrid[0 : a.shape[0], 0 : a.shape[1]].astype(np.float32)
         ang = g.uniform(0, 2 * math.pi)
@@ -536,8 +539,7 @@ def _draw(
         pts, width = _hair_points(g, h, w)
         a, x0, y0 = _stroke(pts, width)
         if g.random() < 0.3:
-            a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.5, 2.0))
-            a /= max(float(a.max()), 1e-6)
+            a = _defocus(a, g.uniform(0.5, 2.0))
         canvas.paste(np.clip(a, 0, 1) * _opacity(g, p), x0, y0, _residual(g), _artefact_mode(g, p, pol), "hair")
     for _ in range(int(counts[4])):
         pts, width, segments = _scratch_points(g, h, w)
@@ -548,8 +550,7 @@ def _draw(
                 continue
             a, x0, y0 = _stroke(pts[s0:s1], width)
             if g.random() < 0.5:
-                a = cv2.GaussianBlur(a, (0, 0), g.uniform(0.3, 1.0))
-                a /= max(float(a.max()), 1e-6)
+                a = _defocus(a, g.uniform(0.3, 1.0))
             canvas.paste(np.clip(a, 0, 1) * opacity * g.uniform(0.6, 1.0), x0, y0, colour, mode, "scratch")
     if p.shape_rate > 0:
         rate = p.shape_rate * area * level * math.exp(g.normal(0, p.kind_jitter))
