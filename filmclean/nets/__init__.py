@@ -39,6 +39,7 @@ ARCHITECTURES: dict[str, str] = {
     "tinymask": "filmclean.nets.simple:TinyMaskNet",
     "paper_unet": "filmclean.nets.paper_unet:PaperUNet",
     "maskguided": "filmclean.nets.maskguided:MaskGuidedNet",
+    "maskguided_ir": "filmclean.nets.maskguided_ir:InvResMaskNet",
     "temporal_maskguided": "filmclean.nets.temporal:TemporalMaskGuidedNet",
 }
 
