@@ -113,13 +113,13 @@ class TestShippedModelDust:
         assert code == 2 and "sideways" in err and not (tmp_path / "o2").exists()
 
     def test_evaluate_model_specs(self):
-        m = parse_method("default:dust=dark,threshold=0.6", tile=None)
+        m = parse_method("default:dust=dark,threshold=0.6", RestoreOptions(tile=None))
         assert m.name == "default:dust=dark,threshold=0.6"
         assert m.info["dust"] == "dark" and m.info["threshold"] == 0.6
         st, ox = default_model_paths()
-        f = parse_method(f"{ox}:dust=light", dust="dark")
+        f = parse_method(f"{ox}:dust=light", RestoreOptions(dust="dark"))
         assert f.name == f"{ox.name}:dust=light" and f.info["dust"] == "light"
-        assert parse_method(str(ox), dust="dark").info["dust"] == "dark"
+        assert parse_method(str(ox), RestoreOptions(dust="dark")).info["dust"] == "dark"
         with pytest.raises(InputError, match="dust"):
             parse_method("default:dust=up")
         with pytest.raises(InputError, match="threshold"):

@@ -14,6 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from filmclean.api import ModelChoice
+from filmclean.engine import RestoreOptions
 from filmclean.errors import InputError
 from filmclean.evaluation import (
     SSIM_SETTINGS,
@@ -123,7 +125,7 @@ def test_identity_is_exact_and_split_is_the_manifests(pairs_dir):
 
 def test_blank_model_file_and_blank_callable_score_low(pairs_dir, blank_model):
     pairs = open_pairs(pairs_dir, SIZE)
-    blank_file = parse_method(str(blank_model), tile=32, backend="torch", device="cpu")
+    blank_file = parse_method(str(blank_model), RestoreOptions(tile=32), ModelChoice(backend="torch", device="cpu"))
     assert blank_file.kind == "model" and blank_file.name == "blank.safetensors"
     grey = Method("grey", lambda image, mask: np.full_like(image, 0.5))
     res = evaluate(pairs, [identity_method(), blank_file, grey], worst=0)

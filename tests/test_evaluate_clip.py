@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from helpers import small_temporal_model
 from media import make_clip
 
+from filmclean.api import ModelChoice
+from filmclean.engine import RestoreOptions
 from filmclean.errors import InputError, ModelError
 from filmclean.evaluation import (
     ClipMethod,
@@ -191,12 +193,12 @@ def test_input_errors_name_the_file(moving_clip, tmp_path):
 
 
 def test_single_and_temporal_model_methods(moving_clip, identity_model, temporal_model):
-    opts = {"backend": "torch", "device": "cpu", "tile": None}
-    single = parse_clip_method(f"single:{identity_model}", **opts)
+    opts = (RestoreOptions(tile=None), ModelChoice(backend="torch", device="cpu"))
+    single = parse_clip_method(f"single:{identity_model}", *opts)
     assert single.name == "single:ident.safetensors" and single.info["uses_neighbours"] is False
     with pytest.raises(ModelError, match="temporal model file"):
-        parse_clip_method(f"temporal:{identity_model}", **opts)
-    temporal = parse_clip_method(f"temporal:{temporal_model}", **opts)
+        parse_clip_method(f"temporal:{identity_model}", *opts)
+    temporal = parse_clip_method(f"temporal:{temporal_model}", *opts)
     assert temporal.info["network_temporal"] and temporal.info["uses_neighbours"]
     res = evaluate_clip(
         moving_clip, [identity_clip_method(), single, temporal, tmedian_clip_method(2)], seed=4, params=DUST, first=1
@@ -221,7 +223,7 @@ def test_temporal_with_the_single_frame_default_model_is_an_error(tmp_path, monk
     monkeypatch.setenv("FILMCLEAN_MODELS", str(tmp_path))
     assert not any(default_model_paths(TEMPORAL_STEM))
     with pytest.raises(ModelError, match="single-frame; the temporal method needs a temporal model file"):
-        parse_clip_method("temporal", backend="torch", device="cpu")
+        parse_clip_method("temporal", choice=ModelChoice(backend="torch", device="cpu"))
 
 
 def test_cli_writes_report(static_clip, identity_model, tmp_path):

@@ -186,6 +186,8 @@ class TestDefectsFound:
         restore a still the same way (filmclean.api.restore_image)."""
         from helpers import run_cli, small_temporal_model
 
+        from filmclean.api import ModelChoice
+        from filmclean.engine import RestoreOptions
         from filmclean.evaluation.methods import model_method
         from filmclean.io.images import read_image
 
@@ -211,7 +213,7 @@ class TestDefectsFound:
         )
         assert code == 0, err
         still = read_image(tmp_path / "stills" / "a.png").rgb
-        scored = model_method(model, tile=64, backend="torch").restore(still, None)
+        scored = model_method(model, RestoreOptions(tile=64), ModelChoice(backend="torch")).restore(still, None)
         np.testing.assert_array_equal(
             np.round(np.clip(scored, 0, 1) * 255), np.round(read_image(tmp_path / "out" / "a.png").rgb * 255)
         )

@@ -8,11 +8,14 @@ listed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..train.polarity import PolarityChoice
+
+if TYPE_CHECKING:
+    from ..engine import RestoreOptions
 
 __all__ = ["analyze_layers_command", "evaluate_clip_command", "evaluate_command"]
 
@@ -24,6 +27,15 @@ def _model_options(f: Any) -> Any:
     from ..cli import declare
 
     return declare(f, ("tile", "no_tile", "threshold", "dust", "tta", "max_width", "backend", "device"))
+
+
+def _restore_options(
+    tile: int, no_tile: bool, threshold: float, dust: str, tta: int, max_width: int | None
+) -> RestoreOptions:
+    """The :class:`filmclean.engine.RestoreOptions` of :func:`_model_options`' values."""
+    from ..engine import RestoreOptions
+
+    return RestoreOptions(tile=None if no_tile else tile, threshold=threshold, dust=dust, tta=tta, max_width=max_width)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -164,6 +176,7 @@ def evaluate_command(
     """Score models on test pairs as in Ivanova et al. 2022: SSIM of predictions on damaged AND on clean
     inputs, δSSIM, PSNR, LPIPS and time, with histograms and worst-case sheets; with true masks, also
     where SSIM is lost (damage missed, undamaged pixels changed)."""
+    from ..api import ModelChoice
     from .methods import default_method_specs, parse_method
     from .metrics import LpipsScorer
     from .pairs import crops_of, open_pairs, with_film_damage, with_heldout_damage
@@ -178,19 +191,8 @@ def evaluate_command(
     if crops is not None:
         pairs = crops_of(pairs, crop_size, crops, damage_seed)
     specs = list(models) or default_method_specs(pairs.has_masks)
-    methods = [
-        parse_method(
-            s,
-            tile=None if no_tile else tile,
-            threshold=threshold,
-            backend=backend,
-            device=device,
-            dust=dust,
-            tta=tta,
-            max_width=max_width,
-        )
-        for s in specs
-    ]
+    options = _restore_options(tile, no_tile, threshold, dust, tta, max_width)
+    methods = [parse_method(s, options, ModelChoice(backend=backend, device=device)) for s in specs]
     scorer = LpipsScorer(enabled=not no_lpips)
     if not quiet:
         click.echo(
@@ -350,6 +352,7 @@ def evaluate_clip_command(
     """Score methods on frames of a CLIP damaged with synthetic dust and persistent scratches: SSIM of their
     outputs on the damaged AND on the clean frames, frames made worse, flicker against the clean clip's own,
     and time per frame."""
+    from ..api import ModelChoice
     from .clip import evaluate_clip
     from .methods import default_clip_method_specs
     from .report import clip_table
@@ -371,14 +374,8 @@ def evaluate_clip_command(
         seed=seed,
         polarity=polarity,
         out_dir=out_dir,
-        tile=None if no_tile else tile,
-        threshold=threshold,
-        dust=dust,
-        tta=tta,
-        max_width=max_width,
-        backend=backend,
-        device=device,
-        threads=threads,
+        options=_restore_options(tile, no_tile, threshold, dust, tta, max_width),
+        choice=ModelChoice(backend=backend, device=device, threads=threads),
         figures=not no_figures,
         progress=progress,
     )

@@ -42,8 +42,6 @@ from .methods import ClipMethod, as_output, check_method_names, parse_clip_metho
 from .metrics import metric_settings, psnr, psnr_stats, ssim, stats
 from .report import write_clip_report
 
-_D, _M = RestoreOptions(), ModelChoice()  # the one place model and restore defaults come from
-
 __all__ = [
     "STRIP_CROP",
     "ClipEvaluation",
@@ -563,23 +561,16 @@ def evaluate_clip(
     out_dir: str | Path | None = None,
     *,
     params: Any = None,
-    tile: int | None = _D.tile,
-    threshold: float = _D.threshold,
-    backend: str = _M.backend,
-    device: str = _M.device,
-    threads: int | None = None,
+    options: RestoreOptions | None = None,
+    choice: ModelChoice | None = None,
     figures: bool = True,
-    dust: str = _D.dust,
-    tta: int = _D.tta,
-    max_width: int | None = _D.max_width,
     progress: Callable[[str], None] | None = None,
 ) -> ClipEvaluation:
     """Read frames ``first .. last`` of ``clip_path`` (:func:`read_clip`), damage them once and score
     ``methods`` (specs for :func:`~filmclean.evaluation.methods.parse_clip_method` or
     :class:`~filmclean.evaluation.methods.ClipMethod` objects) with :func:`evaluate_sequence`; with
     ``out_dir``, also :func:`~filmclean.evaluation.report.write_clip_report` there (figures unless
-    ``figures=False``). Model options (``tile``, ``threshold``, ``dust``, ``tta``, ``max_width``, ``backend``,
-    ``device``, ``threads``) apply to model specs.
+    ``figures=False``). ``options`` and ``choice``'s backend, device and threads apply to model specs.
 
     Raises :class:`InputError` (bad clip, range or method spec), :class:`~filmclean.errors.ModelError`,
     :class:`~filmclean.errors.OutputError`.
@@ -589,22 +580,7 @@ def evaluate_clip(
     if progress is not None:
         progress(f"reading {clip_path} (frames {first}-{'end' if last is None else last})")
     clip = read_clip(clip_path, first, last, max_side)
-    built = [
-        m
-        if isinstance(m, ClipMethod)
-        else parse_clip_method(
-            m,
-            tile=tile,
-            threshold=threshold,
-            backend=backend,
-            device=device,
-            threads=threads,
-            dust=dust,
-            tta=tta,
-            max_width=max_width,
-        )
-        for m in methods
-    ]
+    built = [m if isinstance(m, ClipMethod) else parse_clip_method(m, options, choice) for m in methods]
     result = evaluate_sequence(
         clip.frames,
         built,
@@ -616,15 +592,16 @@ def evaluate_clip(
         strip=figures,
         progress=progress,
     )
+    options, choice = options or RestoreOptions(), choice or ModelChoice()
     result.settings.update(
         {
-            "tile": tile,
-            "threshold": threshold,
-            "dust": dust,
-            "tta": tta,
-            "max_width": max_width,
-            "backend": backend,
-            "device": device,
+            "tile": options.tile,
+            "threshold": options.threshold,
+            "dust": options.dust,
+            "tta": options.tta,
+            "max_width": options.max_width,
+            "backend": choice.backend,
+            "device": choice.device,
         }
     )
     if out_dir is not None:

@@ -12,7 +12,7 @@ a sequence of the same length: ``identity``, ``tmedian`` (FFmpeg's temporal medi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,6 @@ import numpy as np
 from ..api import ModelChoice
 from ..engine import RestoreOptions
 from ..errors import InputError, ModelError
-
-_D, _M = RestoreOptions(), ModelChoice()  # the one place model and restore defaults come from
 
 __all__ = [
     "ClipMethod",
@@ -235,72 +233,45 @@ def _model_file(path: str | Path | None, temporal: bool = False) -> Path | None:
     return st or ox
 
 
-def _model_info(
-    file: Path | None,
-    restorer: Any,
-    *,
-    tile: int | None,
-    batch: int,
-    threshold: float,
-    dust: str,
-    tta: int,
-    max_width: int | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
+def _model_info(file: Path | None, restorer: Any, options: RestoreOptions, **extra: Any) -> dict[str, Any]:
     """The report's facts about a model method (``extra`` after the backend)."""
     from ..model import file_digest
 
+    mask = restorer.has_mask
     return {
         "file": str(file) if file else None,
         "sha256_12": file_digest(file) if file else None,
         "backend": restorer.backend.describe(),
         **extra,
-        "tile": tile,
+        "tile": options.tile,
         "overlap": restorer.overlap,
-        "batch": batch,
-        "threshold": threshold if restorer.has_mask else None,
-        "dust": dust if restorer.has_mask else None,
-        "tta": tta,
-        "max_width": max_width if restorer.has_mask else None,
+        "batch": options.batch,
+        "threshold": options.threshold if mask else None,
+        "dust": options.dust if mask else None,
+        "tta": options.tta,
+        "max_width": options.max_width if mask else None,
     }
 
 
 def model_method(
     path: str | Path | None,
+    options: RestoreOptions | None = None,
+    choice: ModelChoice | None = None,
     *,
-    tile: int | None = _D.tile,
-    threshold: float = _D.threshold,
-    overlap: int | None = _D.overlap,
-    batch: int = _D.batch,
-    backend: str = _M.backend,
-    device: str = _M.device,
-    threads: int | None = None,
     name: str | None = None,
-    dust: str = _D.dust,
-    tta: int = _D.tta,
-    max_width: int | None = _D.max_width,
 ) -> Method:
     """A filmclean model file (``.safetensors``/``.onnx``; ``None`` = the shipped default model)
-    opened by :func:`filmclean.api.open_restorer`, every still restored by
-    :func:`filmclean.api.restore_image` as ``filmclean frames`` restores it (``tile=None``: whole
-    images; ``dust``, ``tta``: as :class:`filmclean.engine.RestoreOptions`).
+    opened by :func:`filmclean.api.open_restorer` with ``options`` and ``choice``'s backend, device
+    and threads (its ``model`` and ``temporal`` are not used: stills are stills), every still
+    restored by :func:`filmclean.api.restore_image` as ``filmclean frames`` restores it.
     Raises :class:`filmclean.errors.ModelError` if it cannot load."""
-    from .. import DUST_POLARITIES, TTA_COUNTS
-    from ..api import open_restorer, restore_image
-    from ..engine import RestoreOptions
+    from ..api import restore_image
 
-    if dust not in DUST_POLARITIES:
-        raise InputError(f"dust must be one of {', '.join(DUST_POLARITIES)}, got {dust!r}")
-    if tta not in TTA_COUNTS:
-        raise InputError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {tta!r}")
-    options = RestoreOptions(
-        tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
-    )
-    restorer = open_restorer(path, options, backend=backend, device=device, threads=threads, temporal=False)
+    options = options or RestoreOptions()
+    choice = replace(choice or ModelChoice(), model=path, temporal=False)
+    restorer = choice.open(options)
     file = _model_file(path)
-    info = _model_info(
-        file, restorer, tile=tile, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
-    )
+    info = _model_info(file, restorer, options)
     label = name or ("default" if path is None else Path(path).name)
     return Method(
         label,
@@ -314,35 +285,25 @@ def model_method(
 def model_clip_method(
     path: str | Path | None,
     temporal: bool,
+    options: RestoreOptions | None = None,
+    choice: ModelChoice | None = None,
     *,
-    tile: int | None = _D.tile,
-    threshold: float = _D.threshold,
-    overlap: int | None = _D.overlap,
-    batch: int = _D.batch,
-    backend: str = _M.backend,
-    device: str = _M.device,
-    threads: int | None = None,
     name: str | None = None,
-    dust: str = _D.dust,
-    tta: int = _D.tta,
-    max_width: int | None = _D.max_width,
 ) -> ClipMethod:
-    """A model run by :func:`filmclean.sequence.restore_sequence` on a restorer from
-    :func:`filmclean.api.open_restorer`: ``temporal=False`` restores every frame alone,
+    """A model run by :func:`filmclean.sequence.restore_sequence` on a restorer opened with
+    ``options`` and ``choice``'s backend, device and threads (its ``model`` and ``temporal`` are
+    replaced by ``path`` and ``temporal``): ``temporal=False`` restores every frame alone,
     ``temporal=True`` with its motion-aligned neighbours (needs a temporal network).
 
     ``path=None``: the shipped model (with ``temporal``, the shipped temporal model when one is
     installed). Raises :class:`ModelError` when the model cannot load, or when ``temporal`` is asked
     of a single-frame network.
     """
-    from ..api import open_restorer
-    from ..engine import RestoreOptions
     from ..sequence import restore_sequence
 
-    options = RestoreOptions(
-        tile=tile, overlap=overlap, batch=batch, threshold=threshold, dust=dust, tta=tta, max_width=max_width
-    )
-    restorer = open_restorer(path, options, backend=backend, device=device, threads=threads, temporal=temporal)
+    options = options or RestoreOptions()
+    choice = replace(choice or ModelChoice(), model=path, temporal=temporal)
+    restorer = choice.open(options)
     file = _model_file(path, temporal)
     if temporal and not restorer.temporal:
         if path is None:
@@ -357,18 +318,7 @@ def model_clip_method(
             file,
         )
     label = name or (("temporal" if temporal else "single") + ("" if path is None else f":{Path(path).name}"))
-    info = _model_info(
-        file,
-        restorer,
-        tile=tile,
-        batch=batch,
-        threshold=threshold,
-        dust=dust,
-        tta=tta,
-        max_width=max_width,
-        network_temporal=restorer.temporal,
-        uses_neighbours=temporal,
-    )
+    info = _model_info(file, restorer, options, network_temporal=restorer.temporal, uses_neighbours=temporal)
 
     def run(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for rf in restore_sequence(frames, restorer, temporal=temporal):
@@ -430,24 +380,11 @@ def _model_spec(text: str) -> tuple[Path, str] | None:
     return None
 
 
-def parse_method(
-    spec: str,
-    *,
-    tile: int | None = _D.tile,
-    threshold: float = _D.threshold,
-    overlap: int | None = None,
-    batch: int = _D.batch,
-    backend: str = _M.backend,
-    device: str = _M.device,
-    threads: int | None = None,
-    dust: str = _D.dust,
-    tta: int = _D.tta,
-    max_width: int | None = _D.max_width,
-) -> Method:
+def parse_method(spec: str, options: RestoreOptions | None = None, choice: ModelChoice | None = None) -> Method:
     """Build a :class:`Method` from a ``--model`` value.
 
     - a path to a model file (ends in ``.safetensors``/``.onnx`` or is an existing file):
-      :func:`model_method` with the tiling options;
+      :func:`model_method` with ``options`` and ``choice``'s backend, device and threads;
     - ``identity``;
     - ``dns`` or ``dns:radius=R,threshold=T`` (defaults 2 and 0.1): :func:`dns_method`;
     - ``oracle`` or ``oracle:radius=R`` (default 3): :func:`oracle_method`;
@@ -464,37 +401,28 @@ def parse_method(
     from .. import DUST_POLARITIES
 
     text = spec.strip()
-    opts = {
-        "tile": tile,
-        "threshold": threshold,
-        "overlap": overlap,
-        "batch": batch,
-        "backend": backend,
-        "device": device,
-        "threads": threads,
-        "dust": dust,
-        "tta": tta,
-        "max_width": max_width,
-    }
+    base = options or RestoreOptions()
 
-    def model_opts(args: str) -> dict[str, Any]:
-        """``opts`` with a model spec's own ``dust``/``threshold``/``tta`` (checked)."""
+    def model_options(args: str) -> RestoreOptions:
+        """``base`` with a model spec's own ``dust``/``threshold``/``tta``/``max_width`` (checked)."""
         own = parse_params(args, {"dust": DUST_POLARITIES, "threshold": float, "tta": int, "max_width": int}, spec)
-        mine = {**opts, **own}
-        if not 0.0 <= mine["threshold"] <= 1.0:
+        if not 0.0 <= own.get("threshold", base.threshold) <= 1.0:
             raise InputError(f"threshold in {spec!r} must be in [0, 1]")
-        if mine["max_width"] is not None and mine["max_width"] < 0:
+        if own.get("max_width", 0) < 0:
             raise InputError(f"max_width in {spec!r} must be at least 0 (0: no limit)")
-        if mine["max_width"] == 0:
-            mine["max_width"] = None
-        return mine
+        if own.get("max_width") == 0:
+            own["max_width"] = None
+        try:
+            return replace(base, **own)
+        except ValueError as exc:
+            raise InputError(f"{exc} in {spec!r}") from None
 
     found = _model_spec(text)
     if found is not None:
         path, args = found
         if not path.is_file():
             raise InputError("model file not found", path)
-        return model_method(path, name=(path.name + (f":{args}" if args else "")), **model_opts(args))
+        return model_method(path, model_options(args), choice, name=path.name + (f":{args}" if args else ""))
     kind, _, args = text.partition(":")
     kind = kind.strip().lower()
     if kind == "identity":
@@ -507,7 +435,7 @@ def parse_method(
         p = parse_params(args, {"radius": int}, spec)
         return oracle_method(p.get("radius", 3), name=text)
     if kind == "default":
-        return model_method(None, name=text, **model_opts(args))
+        return model_method(None, model_options(args), choice, name=text)
     raise InputError(
         f"unknown model {spec!r}: give a .safetensors/.onnx file or one of identity, "
         "dns[:radius=R,threshold=T], oracle[:radius=R], default"
@@ -515,18 +443,7 @@ def parse_method(
 
 
 def parse_clip_method(
-    spec: str,
-    *,
-    tile: int | None = _D.tile,
-    threshold: float = _D.threshold,
-    overlap: int | None = None,
-    batch: int = _D.batch,
-    backend: str = _M.backend,
-    device: str = _M.device,
-    threads: int | None = None,
-    dust: str = _D.dust,
-    tta: int = _D.tta,
-    max_width: int | None = _D.max_width,
+    spec: str, options: RestoreOptions | None = None, choice: ModelChoice | None = None
 ) -> ClipMethod:
     """Build a :class:`ClipMethod` from a ``--method`` value.
 
@@ -553,20 +470,7 @@ def parse_clip_method(
         path = Path(arg).expanduser() if arg else None
         if path is not None and not path.is_file():
             raise InputError("model file not found", path)
-        return model_clip_method(
-            path,
-            kind == "temporal",
-            tile=tile,
-            threshold=threshold,
-            overlap=overlap,
-            batch=batch,
-            backend=backend,
-            device=device,
-            threads=threads,
-            dust=dust,
-            tta=tta,
-            max_width=max_width,
-        )
+        return model_clip_method(path, kind == "temporal", options, choice)
     raise InputError(
         f"unknown method {spec!r}: give one of identity, tmedian[:radius=R], single[:MODEL], temporal[:MODEL]"
     )
