@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from filmclean.nets import build_network, network_info
-from filmclean.nets.maskguided import MaskGuidedNet, push_pull_fill
+from filmclean.nets.maskguided import MaskGuidedNet, max_filter, push_pull_fill
 from filmclean.train.losses import build_loss
 from filmclean.train.maskloss import MaskGuidedLoss
 
@@ -107,6 +107,19 @@ class TestMaskGuidedNet:
         st = save_model(net, "maskguided", net.config(), tmp_path / "m.safetensors")
         res = export_onnx(st, tmp_path / "m.onnx")
         assert res["max_abs_diff"] < 1e-3
+
+
+class TestMaxFilter:
+    @pytest.mark.parametrize("k", [1, 3, 5, 11])
+    def test_equals_one_square_max_pool_edges_included(self, k):
+        y = torch.randn(2, 3, 19, 23)
+        assert torch.equal(max_filter(y, k), torch.nn.functional.max_pool2d(y, k, 1, k // 2))
+
+    def test_a_speck_spreads_over_a_square(self):
+        y = torch.zeros(1, 1, 9, 9)
+        y[..., 4, 4] = 1.0
+        out = max_filter(y, 5)
+        assert out[..., 2:7, 2:7].min() == 1.0 and out.sum() == 25
 
 
 class TestPushPullFill:

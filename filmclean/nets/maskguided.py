@@ -61,6 +61,18 @@ class _ResBlock(nn.Module):
         return F.leaky_relu(x + self.b(self.a(x)), 0.1)
 
 
+def max_filter(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The maximum over each ``k x k`` square (odd ``k``, stride 1, same size): ``(N, C, H, W)`` in and out.
+
+    Eager PyTorch takes it as a column maximum then a row maximum (the same numbers, about twice as
+    fast for ``k = 11`` on the CPU); an ONNX export keeps one square MaxPool, which ONNX Runtime
+    runs faster than two."""
+    p = k // 2
+    if torch.onnx.is_in_onnx_export():
+        return F.max_pool2d(y, k, 1, p)
+    return F.max_pool2d(F.max_pool2d(y, (k, 1), 1, (p, 0)), (1, k), 1, (0, p))
+
+
 def push_pull_fill(x: torch.Tensor, weight: torch.Tensor, levels: int, gain: float = 2.0) -> torch.Tensor:
     """Fill low-weight pixels of ``x`` from high-weight ones (normalised-convolution pyramid).
 
@@ -196,9 +208,8 @@ class MaskGuidedNet(nn.Module):
         y = x.mean(dim=1, keepdim=True)
         maps = []
         for k in self.tophat:
-            p = k // 2
-            closing = -F.max_pool2d(-F.max_pool2d(y, k, 1, p), k, 1, p)
-            opening = F.max_pool2d(-F.max_pool2d(-y, k, 1, p), k, 1, p)
+            closing = -max_filter(-max_filter(y, k), k)
+            opening = max_filter(-max_filter(-y, k), k)
             maps += [closing - y, y - opening]
         return torch.cat(maps, dim=1)
 
