@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from filmclean.errors import FilmcleanError
 from filmclean.evaluation.pairs import crops_of, open_pairs
 from filmclean.modelfile import checkpoint_network, is_training_checkpoint, load_torch_network
 
@@ -69,7 +70,12 @@ def main() -> None:
     ap.add_argument("--blurred", action="store_true", help="also probe on the crops blurred (sigma 8 px)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    loaded = checkpoint_network(args.model) if is_training_checkpoint(args.model) else load_torch_network(args.model)
+    try:
+        loaded = (
+            checkpoint_network(args.model) if is_training_checkpoint(args.model) else load_torch_network(args.model)
+        )
+    except FilmcleanError as exc:
+        raise SystemExit(f"probe_shapes: {exc}") from None
     net = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
     pairs = crops_of(open_pairs(args.corpus, size="full", split="all"), 256, 1)
     photo = [pairs.load(n).clean for n in pairs.names]
