@@ -38,3 +38,26 @@ def small_temporal_model(path: Path, perturb: float = 0.0) -> Path:
         for p in tnet.parameters():
             p.data.add_(torch.randn_like(p) * perturb)
     return save_model(tnet, "temporal_maskguided", SMALL, path)
+
+
+def assert_receptive_radius(net: torch.nn.Module, multiple: int) -> None:
+    """Changing pixels farther than ``net.receptive_radius`` from the centre pixel never changes that
+    pixel's output (repair and mask), and changing the pixels next to it does (the radius is not
+    vacuous). ``net`` is a mask network in eval mode whose mask head fires widely enough for the
+    fill to reach as far as it can."""
+    r = net.receptive_radius
+    size = 2 * r + 40
+    size += (-size) % multiple
+    x = torch.rand(1, 3, size, size)
+    c = size // 2
+    y = x.clone()
+    y[..., : c - r - 1, :] = torch.rand_like(y[..., : c - r - 1, :])  # everything above the radius
+    with torch.no_grad():
+        a, ma = net(x)
+        b, mb = net(y)
+    assert torch.allclose(a[..., c, c], b[..., c, c], atol=1e-6)
+    assert torch.allclose(ma[..., c, c], mb[..., c, c], atol=1e-6)
+    z = x.clone()
+    z[..., c - 2 : c + 3, c - 2 : c + 3] = 0
+    with torch.no_grad():
+        assert not torch.allclose(net(z)[1][..., c, c], ma[..., c, c])
