@@ -61,3 +61,23 @@ def assert_receptive_radius(net: torch.nn.Module, multiple: int) -> None:
     z[..., c - 2 : c + 3, c - 2 : c + 3] = 0
     with torch.no_grad():
         assert not torch.allclose(net(z)[1][..., c, c], ma[..., c, c])
+
+
+def assert_mask_contract(net: torch.nn.Module, multiple: int) -> torch.Tensor:
+    """A single-frame mask network in eval mode returns ``(restored, mask)`` of the input's size in
+    ``[0, 1]`` and reports its engine attributes; returns the ``(2, 3, 48, 64)`` input it used."""
+    import dataclasses
+
+    from filmclean.nets import network_info
+
+    x = torch.rand(2, 3, 48, 64)
+    restored, mask = net(x)
+    assert restored.shape == (2, 3, 48, 64) and mask.shape == (2, 1, 48, 64)
+    assert restored.min() >= 0 and restored.max() <= 1 and mask.min() >= 0 and mask.max() <= 1
+    assert dataclasses.asdict(network_info(net)) == {
+        "size_multiple": multiple,
+        "receptive_radius": net.receptive_radius,
+        "has_mask": True,
+        "in_channels": 3,
+    }
+    return x

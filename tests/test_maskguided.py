@@ -1,11 +1,9 @@
 """The default model's network and loss: contract, receptive radius, gradients, ONNX parity."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
-from helpers import assert_receptive_radius
+from helpers import assert_mask_contract, assert_receptive_radius
 
 from filmclean.nets import build_network, network_info
 from filmclean.nets.maskguided import MaskGuidedNet, max_filter, push_pull_fill
@@ -21,17 +19,7 @@ def small_net(**kw):
 class TestMaskGuidedNet:
     def test_contract(self):
         net = small_net()
-        x = torch.rand(2, 3, 48, 64)
-        restored, mask = net(x)
-        assert restored.shape == (2, 3, 48, 64) and mask.shape == (2, 1, 48, 64)
-        assert restored.min() >= 0 and restored.max() <= 1 and mask.min() >= 0 and mask.max() <= 1
-        info = dataclasses.asdict(network_info(net))
-        assert info == {
-            "size_multiple": 8,
-            "receptive_radius": net.receptive_radius,
-            "has_mask": True,
-            "in_channels": 3,
-        }
+        assert_mask_contract(net, 8)
 
     def test_registry_builds_it(self):
         net = build_network("maskguided", {"widths": [8, 12, 16], "dilations": [1], "tophat": [5]})

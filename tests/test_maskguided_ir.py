@@ -1,13 +1,11 @@
 """The inverted-residual detector network: contract, receptive radius, gradients, config, ONNX parity."""
 
-import dataclasses
-
 import pytest
 import torch
-from helpers import assert_receptive_radius
+from helpers import assert_mask_contract, assert_receptive_radius
 
 from filmclean.errors import ModelError
-from filmclean.nets import build_network, network_info
+from filmclean.nets import build_network
 from filmclean.nets.maskguided_ir import InvResMaskNet
 from filmclean.train.maskloss import MaskGuidedLoss
 
@@ -38,17 +36,7 @@ def small_net(reach: bool = True, **kw):
 class TestInvResMaskNet:
     def test_contract(self):
         net = small_net()
-        x = torch.rand(2, 3, 48, 64)
-        restored, mask = net(x)
-        assert restored.shape == (2, 3, 48, 64) and mask.shape == (2, 1, 48, 64)
-        assert restored.min() >= 0 and restored.max() <= 1 and mask.min() >= 0 and mask.max() <= 1
-        info = dataclasses.asdict(network_info(net))
-        assert info == {
-            "size_multiple": 16,
-            "receptive_radius": net.receptive_radius,
-            "has_mask": True,
-            "in_channels": 3,
-        }
+        x = assert_mask_contract(net, 16)
         net.train()
         restored, mask, logits = net(x)
         assert logits.shape == (2, 1, 48, 64)
