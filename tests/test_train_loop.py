@@ -580,8 +580,8 @@ def test_resume_refuses_other_config_and_no_resume_restarts(pairs, tmp_path):
     train(cfg, tmp_path / "r", progress=False, loss=MSE(), max_steps=1)
     with pytest.raises(InputError, match="differs in: seed"):
         train(cfg.replace(seed=9), tmp_path / "r", progress=False, loss=MSE())
-    # runtime fields may change on resume
-    r = train(cfg.replace(checkpoint_every=1, num_workers=0), tmp_path / "r", progress=False, loss=MSE())
+    # runtime fields (precision included) may change on resume
+    r = train(cfg.replace(checkpoint_every=1, num_workers=0, amp="bf16"), tmp_path / "r", progress=False, loss=MSE())
     assert r["status"] == "finished"
     r = train(cfg.replace(seed=9), tmp_path / "r", resume=False, progress=False, loss=MSE(), max_steps=2)
     assert r["step"] == 2 and len(_metrics(tmp_path / "r")) == 2

@@ -42,8 +42,10 @@ DEVICES = ("auto", "cpu", "cuda")
 FINETUNE_MODES = ("last", "each", "none")
 
 #: Fields that only change how a run executes, not what it computes (bit-exactness aside when the
-#: device changes); a resumed run may change these.
-RUNTIME_FIELDS = frozenset({"num_workers", "device", "checkpoint_every", "log_every"})
+#: device or the precision changes); a resumed run may change these. ``amp`` is among them because
+#: the right precision belongs to the machine: bfloat16 is fast on CPUs with bfloat16 instructions
+#: and several times slower than float32 on those without.
+RUNTIME_FIELDS = frozenset({"num_workers", "device", "checkpoint_every", "log_every", "amp"})
 
 
 def _check_fields(cls: type, data: Any, what: str, list_known: bool = False) -> None:
