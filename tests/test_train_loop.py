@@ -491,6 +491,44 @@ def test_resume_after_max_steps_is_exact(pairs, tmp_path, arch):
     _assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
+def _spatial_weights_channels_last(net: nn.Module) -> list[bool]:
+    """For each convolution weight with a kernel wider than 1x1 over more than one input channel (the
+    weights whose two layouts differ): whether it is in channels-last layout."""
+    return [
+        p.is_contiguous(memory_format=torch.channels_last)
+        for p in net.parameters()
+        if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1
+    ]
+
+
+def test_channels_last_network_trains_so_and_resumes_exactly(pairs, tmp_path, monkeypatch):
+    """A network asking for channels-last training (InvResMaskNet) runs so on the CPU; its checkpoints
+    are written all the same and a resumed run ends identical to an uninterrupted one."""
+    from filmclean.train import loop
+
+    built: list[nn.Module] = []
+    real = loop.build_network
+    monkeypatch.setattr(loop, "build_network", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    tiny = dict(widths=[4] * 4, expand=[1] * 4, enc_dilations=[[1]] * 4, dec_blocks=[1, 1, 1], refine_width=4)
+    cfg = _cfg(pairs, "maskguided_ir", arch_config=tiny, stages=(Stage(32, 2, 2, 1e-2),))
+    assert train(cfg, tmp_path / "a", progress=False, loss=MSE3())["status"] == "finished"
+    layouts = _spatial_weights_channels_last(built[-1])
+    assert layouts and all(layouts)
+    assert train(cfg, tmp_path / "b", progress=False, loss=MSE3(), max_steps=3)["step"] == 3
+    assert train(cfg, tmp_path / "b", progress=False, loss=MSE3())["status"] == "finished"
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+    # a dense network keeps the default layout
+    train(_cfg(pairs, "tinymask", stages=(Stage(16, 1, 2, 1e-2),)), tmp_path / "c", progress=False, loss=MSE())
+    assert not any(_spatial_weights_channels_last(built[-1]))
+
+
+class MSE3(MSE):
+    """:class:`MSE` for networks that also return their mask logits in training."""
+
+    def forward(self, out, batch):
+        return super().forward(out[:2], batch)
+
+
 def test_on_the_fly_run_resumes_exactly(tmp_path):
     rng = np.random.default_rng(1)
     clean = tmp_path / "clean"

@@ -528,6 +528,8 @@ def _train(
     seed_everything(config.seed)
     net = build_network(config, fresh=saved is None)
     net.to(device)
+    if device.type == "cpu" and getattr(net, "train_channels_last", False):
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # checkpoints store contiguous copies
     loss_fn = (loss if loss is not None else build_loss(config)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.stages[0].lr_max, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
