@@ -8,9 +8,10 @@ Each configuration runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is
 
 Rows: model-only time on a 1080p / 4K frame, tiled and untiled, per backend; and an end-to-end
 ``restore`` of a short generated 1080p clip (decode + restore + FFV1 encode) against the model-only
-time of the same frames. A temporal model (``--model models/temporal.safetensors``) is timed on a
-moving sequence, optical flow, alignment and the 11-channel network included; compare its rows with
-the single-frame model's to see the cost of temporal restoration.
+time of the same frames, once with every frame alone (``--no-temporal``) and once as ``restore``
+runs by default (for a single-frame model: the motion-compensated spike test in front of it, optical
+flow included). A temporal model (``--model models/temporal.safetensors``) is timed on a moving
+sequence, optical flow, alignment and the 11-channel network included.
 """
 
 from __future__ import annotations
@@ -129,9 +130,12 @@ def child_e2e(args) -> dict:
     r = _restorer(args)
     be = r.backend
     r.restore(np.zeros((64, 64, 3), np.float32))
-    stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(), quiet=True)
+    stats = restore_video(src, tmp / "out.mkv", r, VideoOptions(temporal=args.e2e_temporal == "on"), quiet=True)
+    how = " every frame alone"
+    if stats.temporal:
+        how = " temporal" if r.temporal else " spike test"
     return {
-        "backend": be.describe() + (" temporal" if stats.temporal else ""),
+        "backend": be.describe() + how,
         "s_per_frame": stats.seconds / stats.frames,
         "model_s_per_frame": stats.model_seconds / stats.frames,
         "overlap": r.overlap,
@@ -172,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-untiled", action="store_true", help="skip whole-frame rows (they need a lot of memory)")
     p.add_argument("--no-e2e", action="store_true")
     p.add_argument("--mode", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--e2e-temporal", default="on", choices=["on", "off"], help=argparse.SUPPRESS)
     p.add_argument("--size", default="1080p", help=argparse.SUPPRESS)
     return p
 
@@ -203,13 +208,18 @@ def main() -> None:
                 what = f"model only {size} " + (f"tile {tile} ov {res['overlap']}" if tile else "untiled")
                 print(f"{what:<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}")
         if not args.no_e2e:
-            res = run_child(base + ["--backend", be, "--mode", "e2e", "--tile", str(args.tile)])
-            print(
-                f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}"
-            )
-            print(f"{'  of which model (+ alignment)':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
-            if res.get("flow_s_per_frame"):
-                print(f"{'  of which optical flow':<34}{'':<28}{res['flow_s_per_frame']:>9.3f}")
+            # --no-temporal, then the default (a single-frame model: the spike test in front of it)
+            for mode in ("off", "on"):
+                res = run_child(
+                    base + ["--backend", be, "--mode", "e2e", "--tile", str(args.tile), "--e2e-temporal", mode]
+                )
+                print(
+                    f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}"
+                    f"{res['peak_rss_mb']:>13.0f}"
+                )
+                print(f"{'  of which model (+ alignment)':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
+                if res.get("flow_s_per_frame"):
+                    print(f"{'  of which optical flow':<34}{'':<28}{res['flow_s_per_frame']:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -54,22 +54,23 @@ def open_restorer(
 ) -> Restorer:
     """Load a model and return a :class:`~filmclean.engine.Restorer` ready to use.
 
-    ``model=None`` loads the shipped models (SHA-256 checked). A temporal model from the shipped
-    set gets the shipped single-frame model as its fallback for frames without usable neighbours
-    (stills, scene cuts, ``temporal=False``); a user's own model is always the model that runs
-    (a temporal one sees empty neighbours on such frames). ``restorer.model_file`` records the
-    file actually loaded (for ONNX Runtime, possibly a verified export of the file named).
-    Raises :class:`~filmclean.errors.ModelError` with one line when no model can be loaded.
+    ``model=None`` loads the shipped default model (SHA-256 checked), whatever ``temporal`` says:
+    in temporal mode a reel or sequence is restored with the motion-compensated spike test in front
+    of it (:class:`filmclean.sequence.TemporalRestorer`), which measured better than the shipped
+    temporal network (``models/temporal.*``; see the model card). That network runs when named as
+    ``model``, with the shipped single-frame model as its fallback for frames without usable
+    neighbours; any other model file is always the model that runs (a temporal one sees empty
+    neighbours on such frames). ``restorer.model_file`` records the file actually loaded (for ONNX
+    Runtime, possibly a verified export of the file named). Raises
+    :class:`~filmclean.errors.ModelError` with one line when no model can be loaded.
     """
-    from .model import load_model, shipped_fallback
+    from .model import is_shipped_temporal, load_model, shipped_fallback
 
     choice = ModelChoice(model, backend, device, threads, temporal)
     options = options or RestoreOptions(tile=DEFAULT_TILE)
-    be = load_model(
-        choice.model, backend=choice.backend, device=choice.device, threads=choice.threads, temporal=choice.temporal
-    )
+    be = load_model(choice.model, backend=choice.backend, device=choice.device, threads=choice.threads)
     fallback = None
-    if choice.model is None and be.info.in_channels != 3:
+    if choice.model is not None and be.info.in_channels != 3 and is_shipped_temporal(choice.model):
         fallback = shipped_fallback(options, choice.backend, choice.device, choice.threads)
     return Restorer(be, options, fallback=fallback)
 

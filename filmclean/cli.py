@@ -162,9 +162,11 @@ def option_declarations() -> dict[str, Callable[[Callable[..., Any]], Callable[.
             "--temporal/--no-temporal",
             default=ModelChoice.temporal,
             show_default=True,
-            help="Reels and image sequences: repair each frame with the help of its motion-aligned "
-            "neighbours (needs a temporal model; the shipped one is used by default). "
-            "--no-temporal restores every frame on its own.",
+            help="Reels and image sequences: use each frame's motion-aligned neighbours. With a "
+            "single-frame model (the shipped default) damage on one frame only is found where it departs "
+            "from both neighbours and repaired from them, then the model repairs the rest, except what "
+            "the neighbours show too (long vertical scratches apart); a temporal model file takes the "
+            "neighbours as input. --no-temporal restores every frame on its own.",
         ),
         "threads": click.option(
             "--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference."
@@ -220,7 +222,11 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     restorer = model.open(options)
     if not quiet:
         if not restorer.temporal:
-            mode = "single-frame model"
+            mode = "single-frame model" + (
+                ", one-frame damage found from the neighbours (spike test) for reels and sequences"
+                if model.temporal
+                else ", every frame alone (--no-temporal)"
+            )
         elif not model.temporal:
             mode = (
                 "single-frame (--no-temporal)"

@@ -175,6 +175,15 @@ def _sha256(path: Path) -> str:
         raise ModelError(f"cannot read model file ({exc.strerror})", path) from None
 
 
+def is_shipped_temporal(path: str | Path) -> bool:
+    """Whether ``path`` is one of the shipped temporal model's files (``models/temporal.*``)."""
+    try:
+        target = Path(path).resolve()
+    except OSError:
+        return False
+    return any(p is not None and p.resolve() == target for p in default_model_paths(TEMPORAL_STEM))
+
+
 def shipped_fallback(options, backend: str = "auto", device: str = "auto", threads: int | None = None):
     """The shipped single-frame model as a :class:`~filmclean.engine.Restorer` with ``options``: the
     partner of the shipped temporal model for frames without usable neighbours; ``None`` when no

@@ -24,6 +24,7 @@ import numpy as np
 from .engine import Restorer
 from .errors import FilmcleanError, InputError, OutputError
 from .sequence import TemporalRestorer, Window, windows
+from .spikes import SpikeOptions
 
 _DONE = object()
 
@@ -246,6 +247,9 @@ class RunStats:
     temporal: bool = False
     flow_seconds: float = 0.0
     cuts: int = 0
+    alone: int = 0  # frames restored without neighbours (none usable)
+    spike_pixels: int = 0  # pixels repaired from the aligned neighbours (spike test)
+    kept_pixels: int = 0  # single-frame repairs left undone: the neighbours show the same
 
     @property
     def fps(self) -> float:
@@ -254,7 +258,15 @@ class RunStats:
     def summary(self) -> str:
         s = f"{self.frames} frame(s) in {self.seconds:.1f} s ({self.fps:.2f} fps; model {self.model_seconds:.1f} s) with {self.backend}"
         if self.temporal:
-            s += f"; temporal (alignment {self.flow_seconds:.1f} s, {self.cuts} scene cut(s))"
+            s += f"; temporal (alignment {self.flow_seconds:.1f} s, {self.cuts} scene cut(s)"
+            if self.spike_pixels or self.kept_pixels:
+                s += (
+                    f", {self.spike_pixels} px of one-frame damage repaired from the neighbours, "
+                    f"{self.kept_pixels} px the neighbours show too left as they are"
+                )
+            if self.alone:
+                s += f", {self.alone} frame(s) without a usable neighbour restored alone"
+            s += ")"
         if self.skipped:
             s += f"; {self.skipped} already done, skipped"
         return s
@@ -288,7 +300,7 @@ def restore_video(
             raise OutputError("--mask-out must differ from the restored output", options.mask_out)
     info = probe_video(inp)
     _check_range(info, options)
-    tr = TemporalRestorer(restorer, temporal=options.temporal)
+    tr = TemporalRestorer(restorer, temporal=options.temporal, spikes=SpikeOptions())
     stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
     t0 = time.perf_counter()
 
@@ -333,7 +345,7 @@ def restore_video(
 
                     source = windows(reader, is_frame=_is_frame, is_output=_is_output) if tr.use_neighbours else reader
                     run_stages(source, process, sink, size_of=_item_bytes)
-                stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
+                tr.fill_stats(stats)
                 if stats.frames == 0:
                     raise InputError("no video frames decoded in the requested range", inp)
                 if mask_writer is not None:
@@ -552,8 +564,8 @@ def _restore_files(
             stats.skipped += 1
             continue
         todo.append(f)
-    sequence = temporal and restorer.temporal and looks_like_sequence(files) and sequence_by_content(files)
-    tr = TemporalRestorer(restorer, temporal=sequence)
+    sequence = temporal and looks_like_sequence(files) and sequence_by_content(files)
+    tr = TemporalRestorer(restorer, temporal=sequence, spikes=SpikeOptions())
     stats.temporal = tr.use_neighbours
     t0 = time.perf_counter()
     position = {f: i for i, f in enumerate(files)}
@@ -594,7 +606,7 @@ def _restore_files(
             progress.advance()
 
         run_stages(source(), process, sink, size_of=_window_bytes)
-    stats.flow_seconds, stats.cuts = tr.flow_seconds, tr.cuts
+    tr.fill_stats(stats)
     stats.seconds = time.perf_counter() - t0
     return stats
 

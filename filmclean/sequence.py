@@ -21,6 +21,7 @@ import numpy as np
 
 from .api import restore_image
 from .engine import RestoredFrame, Restorer
+from .spikes import SpikeOptions, consistent_pixels, detect_spikes, persistent_detections, spike_repair
 from .temporal import TRUST, AlignOptions, SequenceAligner
 
 T = TypeVar("T")
@@ -77,13 +78,28 @@ class TemporalRestorer:
     with no usable neighbour (none given, scene cuts on both sides, or ``temporal=False``) goes to
     ``restorer.fallback`` (the single-frame model) when there is one; otherwise the temporal
     network sees a stack whose neighbours have trust 0.
+
+    ``spikes``: with a single-frame network and ``temporal=True``, the neighbours are used without a
+    temporal network (:meth:`restore_with_spikes`): one-frame damage is found by the motion-compensated
+    spike test and repaired from the aligned neighbours, then the single-frame network repairs the
+    rest, except what the neighbours show too (:func:`filmclean.spikes.persistent_detections`).
+    ``None``: a single-frame network restores every frame alone.
     """
 
-    def __init__(self, restorer: Restorer, temporal: bool = True, align: AlignOptions | None = None) -> None:
+    def __init__(
+        self,
+        restorer: Restorer,
+        temporal: bool = True,
+        align: AlignOptions | None = None,
+        spikes: SpikeOptions | None = None,
+    ) -> None:
         self.restorer = restorer
-        self.use_neighbours = bool(temporal and restorer.temporal)
+        self.spikes = None if restorer.temporal else spikes
+        self.use_neighbours = bool(temporal and (restorer.temporal or self.spikes is not None))
         self.aligner = SequenceAligner(align or AlignOptions()) if self.use_neighbours else None
         self.fallbacks = 0  # frames restored by the single-frame fallback for want of neighbours
+        self.spike_pixels = 0  # pixels repaired from the neighbours by the spike test
+        self.kept_pixels = 0  # single-frame repairs undone because the neighbours show the same
 
     @property
     def flow_seconds(self) -> float:
@@ -92,6 +108,11 @@ class TemporalRestorer:
     @property
     def cuts(self) -> int:
         return self.aligner.cuts if self.aligner is not None else 0
+
+    def fill_stats(self, stats: Any) -> None:
+        """Copy what this restorer counted into a run's statistics (:class:`filmclean.pipeline.RunStats`)."""
+        stats.flow_seconds, stats.cuts, stats.alone = self.flow_seconds, self.cuts, self.fallbacks
+        stats.spike_pixels, stats.kept_pixels = self.spike_pixels, self.kept_pixels
 
     def restore(
         self,
@@ -111,16 +132,48 @@ class TemporalRestorer:
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
+        if self.spikes is not None:
+            if not stack[TRUST].any():
+                self.fallbacks += 1
+                return self.restorer.restore(cur, out=out, mask=mask)
+            return self.restore_with_spikes(stack, out=out, mask=mask)
         if single is not None and not stack[TRUST].any():
             self.fallbacks += 1
             return single.restore(cur, out=out, mask=mask)  # no usable neighbour at all: the single-frame model
         return self.restorer.restore(cur, stack, out=out, mask=mask)
 
+    def restore_with_spikes(self, stack: np.ndarray, out: np.ndarray | None = None, mask: bool = True) -> RestoredFrame:
+        """Restore the current frame of ``stack`` (:func:`filmclean.temporal.build_stack`) with a
+        single-frame network and the spike test (see the class docstring). The mask, when kept, is
+        1 on spike repairs and the network's probability where its repair stands."""
+        options = self.spikes or SpikeOptions()
+        found = detect_spikes(stack, options)
+        repaired = spike_repair(stack, found)
+        res = self.restorer.restore(repaired, out=out, mask=True)
+        differs = res.image != repaired
+        changed = differs[..., 0] | differs[..., 1] | differs[..., 2]
+        undo = persistent_detections(changed, consistent_pixels(stack, found, options))
+        image = res.image
+        if undo.any():
+            image[undo] = repaired[undo]
+        self.spike_pixels += int(found.mask.sum())
+        self.kept_pixels += int(undo.sum())
+        full = None
+        if mask and res.mask is not None:
+            full = res.mask
+            full[undo] = 0.0
+            full[found.mask] = 1.0
+        return RestoredFrame(image, full)
+
 
 def restore_sequence(
-    frames: Iterable[np.ndarray], restorer: Restorer, temporal: bool = True, align: AlignOptions | None = None
+    frames: Iterable[np.ndarray],
+    restorer: Restorer,
+    temporal: bool = True,
+    align: AlignOptions | None = None,
+    spikes: SpikeOptions | None = None,
 ) -> Iterator[RestoredFrame]:
     """Restore ``(H, W, 3)`` frames of one sequence in order (see :class:`TemporalRestorer`)."""
-    tr = TemporalRestorer(restorer, temporal=temporal, align=align)
+    tr = TemporalRestorer(restorer, temporal=temporal, align=align, spikes=spikes)
     for win in windows(frames):
         yield tr.restore(win)

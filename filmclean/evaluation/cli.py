@@ -284,7 +284,9 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
     metavar="METHOD",
     help="Repeatable. identity, tmedian[:radius=R] (FFmpeg's temporal median), single[:MODEL] (a model "
     "restoring every frame alone; plain 'single' = the shipped default model), temporal[:MODEL] (a "
-    "temporal model with motion-aligned neighbours; plain 'temporal' = the shipped temporal model). "
+    "temporal model with motion-aligned neighbours; plain 'temporal' = the shipped temporal model), "
+    "spikes[:MODEL] (a single-frame model after one-frame damage is found and repaired from the aligned "
+    "neighbours by a motion-compensated spike test; plain 'spikes' = the shipped default model). "
     "[default: identity, tmedian, single (if a model is installed), temporal (if a temporal model is "
     "installed)]",
 )
@@ -317,6 +319,15 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
     "'random' is read as any).",
 )
 @click.option(
+    "--damage",
+    type=click.Choice(["dustify", "heldout"]),
+    default="dustify",
+    show_default=True,
+    help="Synthetic damage: dustify (the older training generator) or heldout (the generator never used "
+    "for training: dust, dirt and hairs drawn afresh on every frame over scratches that persist; the "
+    "table then gives the share of each kind left alone). --polarity applies to dustify.",
+)
+@click.option(
     "-o",
     "--output",
     "out_dir",
@@ -327,6 +338,13 @@ def analyze_layers_command(pairs_dir: str, names: list[str] | None, size: str, t
 @_model_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference.")
 @click.option("--no-figures", is_flag=True, help="Write report.json and per_frame.csv only.")
+@click.option(
+    "--no-reference",
+    is_flag=True,
+    help="The clip is real damaged footage with no clean version: draw no damage, and score each method by "
+    "the one-frame spikes a motion-compensated spike test finds before and after, and the pixels it "
+    "changed (report.json, per_frame.csv, contact.png).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def evaluate_clip_command(
     clip: str,
@@ -336,6 +354,7 @@ def evaluate_clip_command(
     max_side: int | None,
     seed: int,
     polarity: str,
+    damage: str,
     out_dir: str,
     tile: int,
     no_tile: bool,
@@ -347,11 +366,12 @@ def evaluate_clip_command(
     device: str,
     threads: int | None,
     no_figures: bool,
+    no_reference: bool,
     quiet: bool,
 ) -> None:
     """Score methods on frames of a CLIP damaged with synthetic dust and persistent scratches: SSIM of their
     outputs on the damaged AND on the clean frames, frames made worse, flicker against the clean clip's own,
-    and time per frame."""
+    and time per frame. With --no-reference, score real damaged footage as it is (see that option)."""
     from ..api import ModelChoice
     from .clip import evaluate_clip
     from .methods import default_clip_method_specs
@@ -365,6 +385,31 @@ def evaluate_clip_command(
         if not quiet:
             click.echo(message, err=True)
 
+    options = _restore_options(tile, no_tile, threshold, dust, tta, max_width)
+    choice = ModelChoice(backend=backend, device=device, threads=threads)
+    if no_reference:
+        from ..errors import InputError
+        from .clip import read_clip
+        from .footage import evaluate_footage, footage_table, write_footage_report
+        from .methods import parse_clip_method
+
+        progress(f"reading {clip} (frames {first}-{'end' if last is None else last})")
+        frames = read_clip(clip, first, last, max_side)
+        if len(frames.frames) < 3:
+            raise InputError("the spike test needs at least 3 frames", clip)
+        found = evaluate_footage(
+            frames.frames,
+            [parse_clip_method(m, options, choice) for m in specs],
+            settings=dict(frames.settings),
+            contact=not no_figures,
+            progress=progress,
+        )
+        paths = write_footage_report(found, out_dir)
+        _console().print(footage_table(found))
+        if not quiet:
+            click.echo(f"wrote {', '.join(sorted(p.name for p in paths.values()))} in {out_dir}", err=True)
+        return
+
     result = evaluate_clip(
         clip,
         specs,
@@ -374,9 +419,10 @@ def evaluate_clip_command(
         seed=seed,
         polarity=polarity,
         out_dir=out_dir,
-        options=_restore_options(tile, no_tile, threshold, dust, tta, max_width),
-        choice=ModelChoice(backend=backend, device=device, threads=threads),
+        options=options,
+        choice=choice,
         figures=not no_figures,
+        damage=damage,
         progress=progress,
     )
     _console().print(clip_table(result))

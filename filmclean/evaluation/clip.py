@@ -43,6 +43,7 @@ from .metrics import metric_settings, psnr, psnr_stats, ssim, stats
 from .report import write_clip_report
 
 __all__ = [
+    "CLIP_DAMAGES",
     "STRIP_CROP",
     "ClipEvaluation",
     "ClipFrames",
@@ -286,7 +287,12 @@ class _SequenceRun:
     """Consume a method's output on one input sequence, scoring frame by frame (outputs are not kept)."""
 
     def __init__(
-        self, method: ClipMethod, inputs: Sequence[np.ndarray], clean: Sequence[np.ndarray], keep: _Keep | None
+        self,
+        method: ClipMethod,
+        inputs: Sequence[np.ndarray],
+        clean: Sequence[np.ndarray],
+        keep: _Keep | None,
+        kinds: Sequence[Mapping[str, np.ndarray]] | None = None,
     ) -> None:
         n = len(inputs)
         source = (f.copy() for f in inputs)
@@ -297,6 +303,7 @@ class _SequenceRun:
         self.terr: list[float | None] = [None]
         self.crop: np.ndarray | None = None
         self.seconds = 0.0
+        self.untouched: dict[str, list[int]] = {}  # kind -> [pixels left untouched, pixels]
         prev: np.ndarray | None = None
         for t in range(n + 1):
             t0 = time.perf_counter()
@@ -309,6 +316,12 @@ class _SequenceRun:
             if out is None:
                 raise ValueError(f"method {method.name!r} returned {t} frames for {n}")
             out = as_output(out, clean[t], method.name)
+            if kinds is not None:
+                same = (out == inputs[t]).all(axis=-1)
+                for kind, m in kinds[t].items():
+                    acc = self.untouched.setdefault(kind, [0, 0])
+                    acc[0] += int((same & m).sum())
+                    acc[1] += int(m.sum())
             self.ssim.append(_ssim_to(out, clean[t]))
             self.psnr.append(psnr(clean[t], out))
             if prev is not None:
@@ -320,8 +333,14 @@ class _SequenceRun:
             prev = out
 
 
-def _summarize_method(scores: Sequence[FrameScores], seconds: float, flicker_clean: float | None) -> dict[str, Any]:
+def _summarize_method(
+    scores: Sequence[FrameScores],
+    seconds: float,
+    flicker_clean: float | None,
+    untouched: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
     n = len(scores)
+    left = {k: (v[0] / v[1] if v[1] else None) for k, v in (untouched or {}).items()}
     worse = sum(1 for s in scores if s.delta_ssim < 0)
     fd = _mean_or_none([s.flicker_damaged_in for s in scores])
     fc = _mean_or_none([s.flicker_clean_in for s in scores])
@@ -343,6 +362,7 @@ def _summarize_method(scores: Sequence[FrameScores], seconds: float, flicker_cle
         "temporal_error_damaged_in": _mean_or_none([s.temporal_error_damaged_in for s in scores]),
         "temporal_error_clean_in": _mean_or_none([s.temporal_error_clean_in for s in scores]),
         "seconds_per_frame": seconds / (2 * n),
+        "left_alone": left,
     }
 
 
@@ -390,13 +410,27 @@ def _checked_frames(clean: Sequence[np.ndarray], methods: Sequence[ClipMethod], 
     return frames
 
 
-def _damage(
-    frames: list[np.ndarray], numbers: list[int], seed: int, params: Any, polarity: str
-) -> tuple[_Inputs, list[np.ndarray]]:
-    """Damage the clean frames once; the inputs' scores and the true masks."""
-    from ..train.synth import dustify_sequence
+CLIP_DAMAGES = ("dustify", "heldout")
+"""Damage for :func:`evaluate_sequence`: ``dustify`` (:func:`filmclean.train.synth.dustify_sequence`, the
+older training generator) or ``heldout`` (:func:`filmclean.evaluation.heldout.damage_heldout_sequence`,
+never used for training: one-frame dust, dirt and hairs on every frame, persistent scratches)."""
 
-    damaged, masks = dustify_sequence(frames, int(seed), params, polarity)
+
+def _damage(
+    frames: list[np.ndarray], numbers: list[int], seed: int, params: Any, polarity: str, damage: str = "dustify"
+) -> tuple[_Inputs, list[np.ndarray], list[dict[str, np.ndarray]] | None]:
+    """Damage the clean frames once; the inputs' scores, the true masks and (held-out damage) the
+    masks of each kind of clip damage."""
+    kinds: list[dict[str, np.ndarray]] | None = None
+    if damage == "heldout":
+        from .heldout import damage_heldout_sequence
+
+        damaged, kinds = damage_heldout_sequence(frames, int(seed))
+        masks = [np.logical_or.reduce(list(k.values())) for k in kinds]
+    else:
+        from ..train.synth import dustify_sequence
+
+        damaged, masks = dustify_sequence(frames, int(seed), params, polarity)
     damaged = [np.ascontiguousarray(d, dtype=np.float32) for d in damaged]
     inputs = _Inputs(
         frames,
@@ -408,7 +442,7 @@ def _damage(
         _flickers(frames),
         _flickers(damaged),
     )
-    return inputs, masks
+    return inputs, masks, kinds
 
 
 def _strip_keep(inputs: _Inputs, masks: Sequence[np.ndarray]) -> _Keep:
@@ -429,13 +463,17 @@ def _strip_data(inputs: _Inputs, keep: _Keep, crops: Mapping[str, np.ndarray]) -
 
 
 def _score_method(
-    m: ClipMethod, inputs: _Inputs, keep: _Keep | None, progress: Callable[[str], None] | None
-) -> tuple[list[FrameScores], float, np.ndarray | None]:
+    m: ClipMethod,
+    inputs: _Inputs,
+    keep: _Keep | None,
+    progress: Callable[[str], None] | None,
+    kinds: Sequence[Mapping[str, np.ndarray]] | None = None,
+) -> tuple[list[FrameScores], float, np.ndarray | None, dict[str, list[int]]]:
     """One method on the damaged and on the clean sequence: its frame scores, seconds and strip crop
     (``None`` when the crop is the damaged input's, i.e. nothing was changed there)."""
     if progress is not None:
         progress(f"{m.name}: damaged clip")
-    rd = _SequenceRun(m, inputs.damaged, inputs.clean, keep)
+    rd = _SequenceRun(m, inputs.damaged, inputs.clean, keep, kinds)
     if progress is not None:
         progress(f"{m.name}: clean clip")
     rc = _SequenceRun(m, inputs.clean, inputs.clean, None)
@@ -465,27 +503,38 @@ def _score_method(
         t, (y, x, sd) = keep
         if not np.array_equal(rd.crop, i.damaged[t][y : y + sd, x : x + sd]):  # identity-like: already shown
             crop = rd.crop
-    return scores, rd.seconds + rc.seconds, crop
+    return scores, rd.seconds + rc.seconds, crop, rd.untouched
 
 
 def _sequence_settings(
-    settings: Mapping[str, Any] | None, inputs: _Inputs, seed: int, polarity: str, params: Any
+    settings: Mapping[str, Any] | None, inputs: _Inputs, seed: int, polarity: str, params: Any, damage: str
 ) -> dict[str, Any]:
     from ..train.synth import DamageParams
 
     h, w = inputs.clean[0].shape[:2]
     out = dict(settings or {})
+    if damage == "heldout":
+        from .heldout import ONE_FRAME_PARAMS, PERSISTENT_PARAMS
+
+        what: dict[str, Any] = {
+            "function": "filmclean.evaluation.heldout.damage_heldout_sequence",
+            "seed": int(seed),
+            "one_frame": asdict(ONE_FRAME_PARAMS),
+            "persistent": asdict(PERSISTENT_PARAMS),
+        }
+    else:
+        what = {
+            "function": "filmclean.train.synth.dustify_sequence",
+            "seed": int(seed),
+            "polarity": polarity,
+            "params": asdict(params if params is not None else DamageParams()),
+        }
     out.update(
         {
             "n_frames": len(inputs.clean),
             "frames": [inputs.numbers[0], inputs.numbers[-1]],
             "size": [w, h],
-            "damage": {
-                "function": "filmclean.train.synth.dustify_sequence",
-                "seed": int(seed),
-                "polarity": polarity,
-                "params": asdict(params if params is not None else DamageParams()),
-            },
+            "damage": what,
             **metric_settings(),
         }
     )
@@ -503,10 +552,13 @@ def evaluate_sequence(
     settings: Mapping[str, Any] | None = None,
     strip: bool = True,
     progress: Callable[[str], None] | None = None,
+    damage: str = "dustify",
 ) -> ClipEvaluation:
     """Damage ``clean`` once with :func:`filmclean.train.synth.dustify_sequence` (``seed``,
-    ``polarity``, ``params`` = :class:`~filmclean.train.synth.DamageParams` or ``None``) and score
-    every method on the damaged and on the clean sequence.
+    ``polarity``, ``params`` = :class:`~filmclean.train.synth.DamageParams` or ``None``) -- or with
+    ``damage="heldout"``, the held-out generator's one-frame and persistent damage
+    (:data:`CLIP_DAMAGES`; each method's summary then says which share of each kind it left alone,
+    ``left_alone``) -- and score every method on the damaged and on the clean sequence.
 
     ``clean``: ``(H, W, 3)`` float frames in ``[0, 1]`` of one size (``H, W >= 11``); ``numbers``:
     their frame numbers for the report (default 0..n-1). ``strip``: keep a crop of one frame (the
@@ -518,6 +570,8 @@ def evaluate_sequence(
         InputError: no frames or methods, duplicate method names, frames too small or of mixed size.
     """
     frames = _checked_frames(clean, methods, polarity)
+    if damage not in CLIP_DAMAGES:
+        raise InputError(f"damage must be one of {', '.join(CLIP_DAMAGES)}, got {damage!r}")
     n = len(frames)
     nums = list(numbers) if numbers is not None else list(range(n))
     if len(nums) != n:
@@ -525,7 +579,7 @@ def evaluate_sequence(
     if progress is not None:
         h, w = frames[0].shape[:2]
         progress(f"damaging {n} frames ({w}x{h}, seed {seed}, polarity {polarity})")
-    inputs, masks = _damage(frames, nums, seed, params, polarity)
+    inputs, masks, kinds = _damage(frames, nums, seed, params, polarity, damage)
     keep = _strip_keep(inputs, masks) if strip else None
     del masks
 
@@ -534,14 +588,14 @@ def evaluate_sequence(
     crops: dict[str, np.ndarray] = {}
     flicker_clean = _mean_or_none(inputs.flicker_clean)
     for m in methods:
-        scores[m.name], seconds, crop = _score_method(m, inputs, keep, progress)
-        summaries[m.name] = _summarize_method(scores[m.name], seconds, flicker_clean)
+        scores[m.name], seconds, crop, untouched = _score_method(m, inputs, keep, progress, kinds)
+        summaries[m.name] = _summarize_method(scores[m.name], seconds, flicker_clean, untouched)
         if crop is not None:
             crops[m.name] = crop
     strip_data = None if keep is None else _strip_data(inputs, keep, crops)
     infos = {m.name: {"kind": m.kind, "description": m.description, **m.info} for m in methods}
     return ClipEvaluation(
-        _sequence_settings(settings, inputs, seed, polarity, params),
+        _sequence_settings(settings, inputs, seed, polarity, params, damage),
         infos,
         scores,
         summaries,
@@ -565,12 +619,13 @@ def evaluate_clip(
     choice: ModelChoice | None = None,
     figures: bool = True,
     progress: Callable[[str], None] | None = None,
+    damage: str = "dustify",
 ) -> ClipEvaluation:
     """Read frames ``first .. last`` of ``clip_path`` (:func:`read_clip`), damage them once and score
     ``methods`` (specs for :func:`~filmclean.evaluation.methods.parse_clip_method` or
     :class:`~filmclean.evaluation.methods.ClipMethod` objects) with :func:`evaluate_sequence`; with
     ``out_dir``, also :func:`~filmclean.evaluation.report.write_clip_report` there (figures unless
-    ``figures=False``). ``options`` and ``choice``'s backend, device and threads apply to model specs.
+    ``figures=False``). ``damage``: see :data:`CLIP_DAMAGES`. ``options`` and ``choice``'s backend, device and threads apply to model specs.
 
     Raises :class:`InputError` (bad clip, range or method spec), :class:`~filmclean.errors.ModelError`,
     :class:`~filmclean.errors.OutputError`.
@@ -591,6 +646,7 @@ def evaluate_clip(
         settings=clip.settings,
         strip=figures,
         progress=progress,
+        damage=damage,
     )
     options, choice = options or RestoreOptions(), choice or ModelChoice()
     result.settings.update(

@@ -46,13 +46,17 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "CLIP_KINDS",
     "DEFAULT_SPRITE_ROOT",
     "KINDS",
+    "ONE_FRAME_PARAMS",
+    "PERSISTENT_PARAMS",
     "REF_SHORT_SIDE",
     "SPRITE_KINDS",
     "HeldoutDamage",
     "HeldoutParams",
     "damage_heldout",
+    "damage_heldout_sequence",
     "heldout_sprites",
     "training_sprites",
 ]
@@ -586,3 +590,39 @@ def damage_heldout(
         counts=counts,
         sprite_status=status,
     )
+
+
+#: Held-out damage of one frame alone in a clip: dust, dirt and hairs, no scratches.
+ONE_FRAME_PARAMS = HeldoutParams(scratch_per_unit=0.0)
+#: Held-out damage that persists through a clip: drawn scratches only (lines along the film, not the
+#: sprites' scratched areas), about one per square of the frame's short side.
+PERSISTENT_PARAMS = HeldoutParams(
+    dust_per_unit=0.0, dirt_per_unit=0.0, hair_per_unit=0.0, scratch_per_unit=1.0, count_shape=50.0, use_sprites=False
+)
+#: Names of the two kinds of clip damage (:func:`damage_heldout_sequence`).
+CLIP_KINDS = ("one-frame", "persistent")
+
+
+def damage_heldout_sequence(
+    frames: list[np.ndarray],
+    seed: int,
+    one_frame: HeldoutParams = ONE_FRAME_PARAMS,
+    persistent: HeldoutParams = PERSISTENT_PARAMS,
+    sprite_root: Path | None = None,
+) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
+    """Held-out damage for a clip: ``persistent`` damage drawn once (the same scratches, in the same
+    place, on every frame) and ``one_frame`` damage drawn afresh on every frame, over it.
+
+    ``frames``: ``(H, W, 3)`` float32 of one size. Returns the damaged frames and, per frame, the
+    visible damage of each of :data:`CLIP_KINDS` (``(H, W)`` bool; a pixel under both counts as
+    one-frame damage, the layer on top). Deterministic given ``seed``."""
+    damaged: list[np.ndarray] = []
+    kinds: list[dict[str, np.ndarray]] = []
+    base = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5C1])
+    persistent_seed, *frame_seeds = (int(s.generate_state(1)[0]) for s in base.spawn(len(frames) + 1))
+    for frame, frame_seed in zip(frames, frame_seeds, strict=True):
+        lasting = damage_heldout(frame, persistent_seed, persistent, sprite_root)
+        once = damage_heldout(lasting.damaged, frame_seed, one_frame, sprite_root)
+        damaged.append(once.damaged)
+        kinds.append({"one-frame": once.mask, "persistent": lasting.mask & ~once.mask})
+    return damaged, kinds

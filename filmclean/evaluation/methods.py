@@ -289,6 +289,7 @@ def model_clip_method(
     choice: ModelChoice | None = None,
     *,
     name: str | None = None,
+    spikes: bool = False,
 ) -> ClipMethod:
     """A model run by :func:`filmclean.sequence.restore_sequence` on a restorer opened with
     ``options`` and ``choice``'s backend, device and threads (its ``model`` and ``temporal`` are
@@ -296,17 +297,25 @@ def model_clip_method(
     ``temporal=True`` with its motion-aligned neighbours (needs a temporal network).
 
     ``path=None``: the shipped model (with ``temporal``, the shipped temporal model when one is
-    installed). Raises :class:`ModelError` when the model cannot load, or when ``temporal`` is asked
-    of a single-frame network.
+    installed). ``spikes=True``: a single-frame network (``path=None``: the shipped default model)
+    with the neighbours used by the motion-compensated spike test
+    (:meth:`filmclean.sequence.TemporalRestorer.restore_with_spikes`). Raises :class:`ModelError`
+    when the model cannot load, or when ``temporal`` is asked of a single-frame network.
     """
     from ..sequence import restore_sequence
+    from ..spikes import SpikeOptions
 
     options = options or RestoreOptions()
-    choice = replace(choice or ModelChoice(), model=path, temporal=temporal)
+    named = path
+    if temporal and not spikes and path is None:
+        path = _model_file(None, True)  # the shipped temporal network, which a plain model choice no longer loads
+    choice = replace(choice or ModelChoice(), model=path, temporal=temporal and not spikes)
     restorer = choice.open(options)
-    file = _model_file(path, temporal)
-    if temporal and not restorer.temporal:
-        if path is None:
+    file = _model_file(path, temporal and not spikes)
+    if spikes and restorer.temporal:
+        raise ModelError("is a temporal model; the spikes method takes a single-frame model (spikes:PATH)", file)
+    if temporal and not restorer.temporal and not spikes:
+        if named is None:
             raise ModelError(
                 "the shipped default model is single-frame; the temporal method needs a temporal "
                 "model file (temporal:PATH)",
@@ -317,14 +326,20 @@ def model_clip_method(
             "file (temporal:PATH)",
             file,
         )
-    label = name or (("temporal" if temporal else "single") + ("" if path is None else f":{Path(path).name}"))
-    info = _model_info(file, restorer, options, network_temporal=restorer.temporal, uses_neighbours=temporal)
+    kind = "spikes" if spikes else "temporal" if temporal else "single"
+    label = name or (kind + ("" if named is None else f":{Path(named).name}"))
+    info = _model_info(file, restorer, options, network_temporal=restorer.temporal, uses_neighbours=temporal or spikes)
+    spike_options = SpikeOptions() if spikes else None
 
     def run(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for rf in restore_sequence(frames, restorer, temporal=temporal):
+        for rf in restore_sequence(frames, restorer, temporal=temporal or spikes, spikes=spike_options):
             yield rf.image
 
-    how = "with motion-aligned neighbours" if temporal else "every frame alone"
+    how = {
+        "spikes": "one-frame damage found and repaired from motion-aligned neighbours (spike test), then every frame",
+        "temporal": "with motion-aligned neighbours",
+        "single": "every frame alone",
+    }[kind]
     return ClipMethod(
         label,
         run,
@@ -451,7 +466,9 @@ def parse_clip_method(
     - ``tmedian`` or ``tmedian:radius=R`` (default 1);
     - ``single`` or ``single:PATH``: the shipped default model / a model file, every frame alone;
     - ``temporal`` or ``temporal:PATH``: the shipped temporal model / a temporal model file, with
-      motion-aligned neighbours (an error if the model is single-frame).
+      motion-aligned neighbours (an error if the model is single-frame);
+    - ``spikes`` or ``spikes:PATH``: the shipped default model / a single-frame model file, with
+      one-frame damage found and repaired from the aligned neighbours by the spike test first.
 
     Raises :class:`InputError` for unknown names, bad parameters or a missing model file, and
     :class:`ModelError` for models that cannot be used.
@@ -466,13 +483,14 @@ def parse_clip_method(
     if kind == "tmedian":
         p = parse_params(arg, {"radius": int}, spec)
         return tmedian_clip_method(p.get("radius", 1), name=text)
-    if kind in ("single", "temporal"):
+    if kind in ("single", "temporal", "spikes"):
         path = Path(arg).expanduser() if arg else None
         if path is not None and not path.is_file():
             raise InputError("model file not found", path)
-        return model_clip_method(path, kind == "temporal", options, choice)
+        return model_clip_method(path, kind == "temporal", options, choice, spikes=kind == "spikes")
     raise InputError(
-        f"unknown method {spec!r}: give one of identity, tmedian[:radius=R], single[:MODEL], temporal[:MODEL]"
+        f"unknown method {spec!r}: give one of identity, tmedian[:radius=R], single[:MODEL], temporal[:MODEL], "
+        "spikes[:MODEL]"
     )
 
 

@@ -314,9 +314,13 @@ def clip_table(result: ClipEvaluation) -> Any:
         "s/frame",
     ):
         table.add_column(head, justify="right")
+    kinds = sorted({k for s in result.summaries.values() for k in s.get("left_alone") or {}})
+    for kind in kinds:
+        table.add_column(f"{kind} left %", justify="right")
     for name, s in result.summaries.items():
         n = s["n"]
         p = s["psnr_damaged_in"]
+        left = s.get("left_alone") or {}
         table.add_row(
             name,
             pm(s["ssim_damaged_in"]),
@@ -329,6 +333,7 @@ def clip_table(result: ClipEvaluation) -> Any:
             fmt(s["flicker_clean_in"], 4),
             fmt(s["temporal_error_damaged_in"], 4),
             f"{s['seconds_per_frame']:.3f}",
+            *(fmt(None if left.get(k) is None else 100 * left[k], 1) for k in kinds),
         )
     return table
 
