@@ -223,7 +223,7 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     if not quiet:
         if not restorer.temporal:
             mode = "single-frame model" + (
-                ", one-frame damage found from the neighbours (spike test) for reels and sequences"
+                "; reels and sequences: spike test with the neighbours first"
                 if model.temporal
                 else ", every frame alone (--no-temporal)"
             )

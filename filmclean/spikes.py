@@ -224,13 +224,14 @@ def scratch_pixels(
 ) -> np.ndarray:
     """``(H, W)`` bool: the pixels of ``mask`` on a straight run of at least ``length`` pixels within
     ``max_slant`` degrees of vertical (a morphological opening by line segments; the union over the
-    angles). Runs longer than 32 px are found on the mask reduced so that they are 32 px long (any
-    pixel set in a block sets the block), which keeps the cost small for long runs on large frames;
-    the result is then limited to the mask's own pixels."""
+    angles). Runs longer than 192 px are found on the mask reduced by a whole factor so that they are
+    96 to 191 px long (any pixel set in a block sets the block, which may join structures up to
+    ``factor - 1`` px apart), which keeps the cost small for long runs on large frames; the result
+    is then limited to the mask's own pixels."""
     import cv2
 
     m = mask.astype(np.uint8)
-    factor = max(1, int(length) // 32)
+    factor = max(1, int(length) // 96)
     if factor > 1:
         h, w = m.shape
         hs, ws = -(-h // factor), -(-w // factor)

@@ -110,12 +110,12 @@ class TestScratchPixels:
         assert not got[40:42, 45:70].any() and not got[5:15, 50:52].any()  # (the slanted line crosses at x 38)
 
     def test_long_runs_found_on_the_reduced_mask_are_exact_pixels(self):
-        m = np.zeros((300, 200), bool)
-        m[20:260, 50:52] = True  # 240 px: longer than 120
-        m[100:160, 120:122] = True  # 60 px: shorter
+        m = np.zeros((500, 200), bool)
+        m[20:460, 50:52] = True  # 440 px: longer than 200
+        m[100:260, 120:122] = True  # 160 px: shorter
         m[10:12, 10:190] = True  # horizontal
-        got = scratch_pixels(m, length=120)
-        assert got[20:260, 50:52].all() and not got[100:160, 120:122].any() and not got[10:12, 60:190].any()
+        got = scratch_pixels(m, length=200)  # found at half size
+        assert got[20:460, 50:52].all() and not got[100:260, 120:122].any() and not got[10:12, 60:190].any()
         assert not (got & ~m).any()
 
 
