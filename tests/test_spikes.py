@@ -274,3 +274,22 @@ class TestHeldoutClipDamage:
 
         with pytest.raises(InputError, match="damage must be one of"):
             evaluate_sequence(frames, [identity_clip_method()], damage="nope")
+
+
+class TestFramesCommandUsesTheNeighbours:
+    def test_one_frame_speck_on_a_numbered_sequence(self, tmp_path, capsys):
+        """`filmclean frames` on a moving sequence (the shipped model, the default temporal mode):
+        the speck on one frame is repaired from the neighbours and the summary line says so."""
+        seq, out = tmp_path / "seq", tmp_path / "out"
+        seq.mkdir()
+        clean = [picture(2 * t, seed=5) for t in range(5)]
+        frames = list(clean)
+        frames[2], m = dot(clean[2], 40, 70, r=4)
+        for t, f in enumerate(frames):
+            cv2.imwrite(str(seq / f"frame_{t:04d}.png"), np.round(f[..., ::-1] * 255).astype(np.uint8))
+        code, _, err = run_cli(["frames", str(seq), "-o", str(out)], capsys)
+        assert code == 0, err
+        assert "repaired from the neighbours" in err
+        got = cv2.imread(str(out / "frame_0002.png"))[..., ::-1].astype(np.float32) / 255
+        assert np.abs(got[m] - clean[2][m]).mean() < 0.04  # the speck took the picture under it
+        assert np.abs(got[m] - frames[2][m]).mean() > 0.2
