@@ -26,9 +26,10 @@ from .engine import RestoredFrame, RestoreOptions, Restorer
 @dataclass(frozen=True)
 class ModelChoice:
     """Which model runs and where: ``model`` is a ``.safetensors``/``.onnx`` path, or ``None`` for
-    the shipped models (with ``temporal``, the shipped temporal model for reels and sequences,
-    paired with the shipped single-frame model for frames without usable neighbours);
-    ``backend`` ``auto|onnx|torch``; ``device`` ``auto|cpu|cuda``; ``threads`` for inference."""
+    the shipped single-frame model; ``temporal``: reels and sequences use each frame's aligned
+    neighbours (the spike test in front of a single-frame model, or a temporal network's input: see
+    :class:`filmclean.sequence.TemporalRestorer`); ``backend`` ``auto|onnx|torch``; ``device``
+    ``auto|cpu|cuda``; ``threads`` for inference."""
 
     model: str | Path | None = None
     backend: str = "auto"
