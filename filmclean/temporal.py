@@ -98,7 +98,8 @@ half the picture's own spread (its standard deviation) for low-contrast pictures
 
 def agreement(current: np.ndarray, aligned: np.ndarray, trust: np.ndarray) -> float:
     """The share of pixels where the aligned neighbour is trusted (``trust > 0.5``) and shows the
-    same picture (every median-filtered channel within the tolerance of :data:`AGREEMENT_TOLERANCE`),
+    same picture (every median-filtered channel, after one gain per channel for exposure flicker,
+    within the tolerance of :data:`AGREEMENT_TOLERANCE`),
     compared at :data:`AGREEMENT_SIZE` px. Consecutive frames of one scene agree almost everywhere
     (dust covers little); unrelated pictures almost nowhere, even where a smooth area gives a
     consistent flow."""
@@ -116,6 +117,13 @@ def agreement(current: np.ndarray, aligned: np.ndarray, trust: np.ndarray) -> fl
         return cv2.medianBlur(np.ascontiguousarray(x8), 5).astype(np.int16)
 
     a, b = small(current), small(aligned)
+    # one gain per channel first: a frame of the same scene exposed differently (film flickers)
+    # still shows the same picture
+    for c in range(a.shape[-1]):
+        ok = (a[..., c] > 12) & (b[..., c] > 12)
+        if ok.sum() > 16:
+            gain = float(np.clip(np.median(a[..., c][ok] / b[..., c][ok]), 0.5, 2.0))
+            b[..., c] = np.clip(np.rint(b[..., c] * gain), 0, 255).astype(np.int16)
     t = trust if scale == 1.0 else cv2.resize(trust, size, interpolation=cv2.INTER_AREA)
     tol = float(np.clip(0.5 * a.std(), 0.01 * 255, AGREEMENT_TOLERANCE * 255))
     same = (np.abs(a - b) <= tol).all(axis=-1)

@@ -73,6 +73,15 @@ class TestDetectSpikes:
         sp = detect_spikes(stack)
         assert not sp.usable.any() and not sp.mask.any() and sp.per_10k == 0.0
 
+    def test_exposure_flicker_is_no_damage(self):
+        frames = [np.clip(picture(2 * t) * g, 0, 1) for t, g in enumerate((0.93, 1.07, 0.95))]
+        cur, m = dot(frames[1], 48, 64)
+        stack = stack_of(frames[0], cur, frames[2])
+        sp = detect_spikes(stack)
+        assert sp.mask[m].mean() > 0.9 and (sp.mask & ~m).sum() < 0.01 * H * W
+        unmatched = detect_spikes(stack, SpikeOptions(match_exposure=False))
+        assert unmatched.mask.sum() > 0.2 * H * W  # the brighter frame departs from both everywhere
+
     def test_bad_options(self):
         with pytest.raises(ValueError, match="min_change"):
             SpikeOptions(min_change=-0.1)
