@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spikes import SpikeOptions, detect_spikes
+from ..spikes import SpikeOptions, Spikes, detect_spikes
 from ..temporal import SequenceAligner
 from .methods import ClipMethod, as_output, check_method_names
 
@@ -55,22 +55,22 @@ class FootageEvaluation:
     columns: list[str] = field(default_factory=list)
 
 
-def _spike_maps(frames: Sequence[np.ndarray], options: SpikeOptions) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Per frame ``(core spikes, usable)`` masks, ``None`` for a frame without two neighbours."""
+def _spike_maps(frames: Sequence[np.ndarray], options: SpikeOptions) -> list[Spikes | None]:
+    """Per frame what the spike test found, ``None`` for a frame without two usable neighbours."""
     aligner = SequenceAligner()
-    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    out: list[Spikes | None] = []
     for t, cur in enumerate(frames):
         if t == 0 or t + 1 == len(frames):
             out.append(None)
             continue
         stack = aligner.stack(cur, t, frames[t - 1], t - 1, frames[t + 1], t + 1)
         sp = detect_spikes(stack, options)
-        out.append((sp.core, sp.usable) if sp.usable.any() else None)
+        out.append(sp if sp.usable.any() else None)
     return out
 
 
-def _per_10k(maps: Sequence[tuple[np.ndarray, np.ndarray] | None]) -> float | None:
-    vals = [1e4 * float(c.sum()) / float(u.sum()) for c, u in (m for m in maps if m is not None)]
+def _per_10k(maps: Sequence[Spikes | None]) -> float | None:
+    vals = [m.per_10k for m in maps if m is not None]
     return float(np.mean(vals)) if vals else None
 
 
@@ -105,14 +105,9 @@ def evaluate_footage(
     say("spike test on the input")
     before = _spike_maps(frames, spike_options)
     shown = sorted({round(i) for i in np.linspace(1, len(frames) - 2, min(CONTACT_FRAMES, len(frames) - 2))})
-    sheet = [[_thumb(frames[t], None if before[t] is None else before[t][0], (1.0, 0.0, 0.0))] for t in shown]
+    sheet = [[_thumb(frames[t], None if (b := before[t]) is None else b.core, (1.0, 0.0, 0.0))] for t in shown]
     rows: list[dict[str, Any]] = [
-        {
-            "frame": t,
-            "method": "input",
-            "spikes_per_10k": None if m is None else 1e4 * float(m[0].sum()) / float(m[1].sum()),
-            "changed": 0.0,
-        }
+        {"frame": t, "method": "input", "spikes_per_10k": None if m is None else m.per_10k, "changed": 0.0}
         for t, m in enumerate(before)
     ]
     summaries: dict[str, dict[str, Any]] = {}
@@ -121,18 +116,20 @@ def evaluate_footage(
         t0 = time.perf_counter()
         outs = [as_output(o, f, method.name) for o, f in zip(method.run(f.copy() for f in frames), frames, strict=True)]
         seconds = time.perf_counter() - t0
-        changed = [float((np.abs(o - f) > CHANGED_STEP).any(axis=-1).mean()) for o, f in zip(outs, frames, strict=True)]
+        moved = [(np.abs(o - f) > CHANGED_STEP).any(axis=-1) for o, f in zip(outs, frames, strict=True)]
+        changed = [float(m.mean()) for m in moved]
         after = _spike_maps(outs, spike_options)
         kept, found = 0, 0
         for b, a in zip(before, after, strict=True):
             if b is not None and a is not None:
-                found += int(b[0].sum())
-                kept += int((b[0] & a[0]).sum())
+                found += int(b.core.sum())
+                kept += int((b.core & a.core).sum())
         for t, (a, c) in enumerate(zip(after, changed, strict=True)):
-            per = None if a is None else 1e4 * float(a[0].sum()) / float(a[1].sum())
-            rows.append({"frame": t, "method": method.name, "spikes_per_10k": per, "changed": c})
+            rows.append(
+                {"frame": t, "method": method.name, "spikes_per_10k": None if a is None else a.per_10k, "changed": c}
+            )
         for row, t in zip(sheet, shown, strict=True):
-            row.append(_thumb(outs[t], (np.abs(outs[t] - frames[t]) > CHANGED_STEP).any(axis=-1), (0.0, 1.0, 0.0)))
+            row.append(_thumb(outs[t], moved[t], (0.0, 1.0, 0.0)))
         summaries[method.name] = {
             "spikes_per_10k": _per_10k(after),
             "spikes_removed": None if found == 0 else 1.0 - kept / found,
