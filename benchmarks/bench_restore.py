@@ -12,6 +12,13 @@ time of the same frames, once with every frame alone (``--no-temporal``) and onc
 runs by default (for a single-frame model: the motion-compensated spike test in front of it, optical
 flow included). A temporal model (``--model models/temporal.safetensors``) is timed on a moving
 sequence, optical flow, alignment and the 11-channel network included.
+
+With ONNX Runtime each model row also gives the network's work for the frame -- GFLOP of its
+convolutions (two per multiply-add, counted on the ONNX graph for the tiles the plan computes) --
+and the GFLOP/s achieved, beside what one plain 3x3 convolution reaches on the same cores and
+threads (``plain convolution``): the distance to the machine's limit. The ratios the speed issue
+asks for (4K / 1080p, end to end / model, temporal / single-frame) close the table, from the
+same run.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from filmclean import DEFAULT_TILE
 
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 
@@ -96,6 +105,7 @@ def child_model(args) -> dict:
             "s_per_frame": sec,
             "overlap": r.overlap,
             "flow_s_per_frame": tr.flow_seconds / (args.repeat + 1),
+            "gflop": _plan_gflop(r, h, w),
         }
     frame = rng.random((h, w, 3), dtype=np.float32)
     r.restore(frame)  # warm-up (session init, allocator)
@@ -103,7 +113,84 @@ def child_model(args) -> dict:
     for _ in range(args.repeat):
         r.restore(frame)
     sec = (time.perf_counter() - t) / args.repeat
-    return {"backend": be.describe(), "s_per_frame": sec, "overlap": r.overlap}
+    return {"backend": be.describe(), "s_per_frame": sec, "overlap": r.overlap, "gflop": _plan_gflop(r, h, w)}
+
+
+def conv_gflop(onnx_path: str | Path, channels: int, height: int, width: int) -> float:
+    """GFLOP of the convolutions (Conv nodes; 2 FLOP per multiply-add, bias ignored) of one
+    ``(1, channels, height, width)`` input through the ONNX model at ``onnx_path``, from ONNX's
+    shape inference. Other operators (pooling, resizing, element-wise) are not counted."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(onnx_path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for d, v in zip(dims, (1, channels, height, width), strict=True):
+        d.ClearField("dim_param")
+        d.dim_value = v
+    model = shape_inference.infer_shapes(model)
+    values = list(model.graph.value_info) + list(model.graph.output)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+    weights = {w.name: list(w.dims) for w in model.graph.initializer}
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.input[1] not in weights or node.output[0] not in shapes:
+            continue
+        out, w = shapes[node.output[0]], weights[node.input[1]]
+        if 0 in out:
+            raise ValueError(f"no static shape for {node.name} of {onnx_path}")
+        per_output = 1
+        for k in w[1:]:  # input channels per group x kernel
+            per_output *= k
+        n = 1
+        for k in out:
+            n *= k
+        macs += n * per_output
+    return 2.0 * macs / 1e9
+
+
+def _plan_gflop(restorer, h: int, w: int) -> float | None:
+    """The network's GFLOP for an ``h x w`` frame as the restorer's tile plan computes it (ONNX
+    models only; ``None`` otherwise)."""
+    path = getattr(restorer.backend, "model_file", None)
+    if path is None or Path(path).suffix != ".onnx":
+        return None
+    grid, _ = restorer._plan(h, w)
+    return len(grid) * conv_gflop(path, restorer.in_channels, grid.tile_h, grid.tile_w)
+
+
+def child_plain(args) -> dict:
+    """GFLOP/s of one plain 3x3 convolution (32 -> 32 channels over 1024 x 1024, the default
+    model's widths and a tile-sized plane) in ONNX Runtime on the CPU with ``--threads``: what
+    these cores reach on the operation the networks are made of (best of five runs)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, side = 32, 1024
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((c, c, 3, 3)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node],
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, side, side])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    so = ort.SessionOptions()
+    if args.threads:
+        so.intra_op_num_threads = args.threads
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((1, c, side, side), dtype=np.float32)
+    sess.run(None, {"x": x})
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        sess.run(None, {"x": x})
+        best = min(best, time.perf_counter() - t)
+    return {"gflop_s": 2.0 * c * c * 9 * side * side / best / 1e9, "onnx": onnx.__version__}
 
 
 def child_e2e(args) -> dict:
@@ -166,7 +253,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
-        "--tile", type=int, default=2048, help="tile size for the tiled rows (0 = untiled; 2048 = the CLI default)"
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile size for the tiled rows (0 = untiled; default {DEFAULT_TILE}, the CLI's)",
     )
     p.add_argument("--overlap", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
@@ -183,6 +273,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def child_main() -> dict:
     args = _parser().parse_args(sys.argv[1:])
+    if args.mode == "plain":
+        return child_plain(args)
     return child_e2e(args) if args.mode == "e2e" else child_model(args)
 
 
@@ -199,20 +291,27 @@ def main() -> None:
         f"filmclean benchmark: {os.cpu_count()} CPU core(s); model {args.model or args.arch or 'default'}"
         + (f"; --tta {args.tta}" if args.tta > 1 else "")
     )
-    print(f"{'what':<34}{'backend':<28}{'s/frame':>9}{'peak RSS MB':>13}")
+    print(f"{'what':<34}{'backend':<28}{'s/frame':>9}{'peak RSS MB':>13}{'GFLOP':>8}{'GFLOP/s':>9}")
+    model_s: dict[tuple[str, str, int], float] = {}
+    e2e_s: dict[tuple[str, str], float] = {}
     for be in backends:
         for size in args.sizes.split(","):
             tiles = [args.tile] + ([] if args.no_untiled else [0])
             for tile in tiles:
                 res = run_child(base + ["--backend", be, "--size", size, "--tile", str(tile)])
+                model_s[(be, size, tile)] = res["s_per_frame"]
                 what = f"model only {size} " + (f"tile {tile} ov {res['overlap']}" if tile else "untiled")
-                print(f"{what:<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}")
+                flops = ""
+                if res.get("gflop"):
+                    flops = f"{res['gflop']:>8.1f}{res['gflop'] / res['s_per_frame']:>9.1f}"
+                print(f"{what:<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}{res['peak_rss_mb']:>13.0f}{flops}")
         if not args.no_e2e:
             # --no-temporal, then the default (a single-frame model: the spike test in front of it)
             for mode in ("off", "on"):
                 res = run_child(
                     base + ["--backend", be, "--mode", "e2e", "--tile", str(args.tile), "--e2e-temporal", mode]
                 )
+                e2e_s[(be, mode)] = res["s_per_frame"]
                 print(
                     f"{'end-to-end restore 1080p (FFV1)':<34}{res['backend']:<28}{res['s_per_frame']:>9.3f}"
                     f"{res['peak_rss_mb']:>13.0f}"
@@ -220,6 +319,22 @@ def main() -> None:
                 print(f"{'  of which model (+ alignment)':<34}{'':<28}{res['model_s_per_frame']:>9.3f}")
                 if res.get("flow_s_per_frame"):
                     print(f"{'  of which optical flow':<34}{'':<28}{res['flow_s_per_frame']:>9.3f}")
+    if "onnx" in backends or "auto" in backends:
+        plain = run_child(base + ["--mode", "plain"])
+        print(
+            f"{'plain conv 3x3, 32 ch, 1024 px':<34}{'onnx (CPUExecutionProvider)':<28}{'':>9}{'':>13}{'':>8}"
+            f"{plain['gflop_s']:>9.1f}"
+        )
+    print("ratios (this run):")
+    for be in backends:
+        one, four = model_s.get((be, "1080p", args.tile)), model_s.get((be, "4K", args.tile))
+        if one and four:
+            print(f"  {be}: 4K / 1080p model only {four / one:.2f}x (4x the pixels)")
+        alone, spikes = e2e_s.get((be, "off")), e2e_s.get((be, "on"))
+        if one and alone:
+            print(f"  {be}: end to end / model only at 1080p {alone / one:.2f}x")
+        if alone and spikes:
+            print(f"  {be}: temporal (default) / every frame alone, end to end {spikes / alone:.2f}x")
 
 
 if __name__ == "__main__":

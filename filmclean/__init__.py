@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: Default tile side in pixels (the CLI's ``--tile``). A 1080p frame is one tile, so no overlap is
-#: computed twice; a 4K frame is six tiles, which keeps the default model's peak memory under 2 GB
-#: (``benchmarks/bench_restore.py``). Kept here, free of imports, so the thin CLI can show it.
-DEFAULT_TILE = 2048
+#: Default largest tile side in pixels (the CLI's ``--tile``). The tile plan makes tiles smaller
+#: where the network's working memory would exceed its budget, and narrower than ONNX Runtime's fast
+#: width on the CPU (:meth:`filmclean.engine.Restorer._plan`): a 1080p frame is one tile, so no
+#: overlap is computed twice; a 4K frame is three tiles of 2192x1552 (1.2x its pixels computed),
+#: with the default model's peak memory under 2 GB (``benchmarks/bench_restore.py``). Kept here,
+#: free of imports, so the thin CLI can show it.
+DEFAULT_TILE = 4096
 
 #: Widest detection (pixels) that mask models repair (``RestoreOptions.max_width``, ``--max-width``):
 #: the film dust, dirt and blotches filmclean is for are at most about 60 px across on a 2K scan

@@ -146,6 +146,15 @@ class TorchBackend:
         return f"torch ({self.device}{', fp16' if self.fp16 else ''})"
 
 
+ORT_CPU_FAST_WIDTH = 2016
+"""Widest tile (pixels) that ONNX Runtime's CPU provider runs at full speed. Its MaxPool -- the
+mask networks' top-hat cues take square maxima of 5 and 11 px over the whole input -- slows down
+10-20x once the input is 2040 px wide or more (measured with ONNX Runtime 1.31 on the 2-core
+machine: an 11-px MaxPool over 1120 rows took 9 ms at 1952 columns and 104-193 ms at 2040-3872;
+the default model 1.18 s on a 1120x1952 tile and 1.74 s on a 1120x2048 one). The tile plan cuts
+wider frames into tiles this wide at most (:meth:`filmclean.engine.Restorer._plan`)."""
+
+
 class OnnxBackend:
     """ONNX Runtime with the CUDA provider when a GPU is usable, else the CPU provider."""
 
@@ -183,6 +192,8 @@ class OnnxBackend:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_half = "float16" in inp.type
+        #: tiles at most this wide run at full speed (see :data:`ORT_CPU_FAST_WIDTH`)
+        self.fast_width: int | None = ORT_CPU_FAST_WIDTH if self.device == "cpu" else None
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.ascontiguousarray(batch, dtype=np.float16 if self.input_half else np.float32)

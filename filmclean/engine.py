@@ -151,15 +151,19 @@ class Restorer:
         ``options.tile`` and calls of at most ``options.batch`` tiles, made smaller while the
         estimated working memory -- the network's on one call (:data:`NETWORK_BYTES_PER_PIXEL`) plus
         one band of blended rows -- exceeds :data:`WORK_BUDGET`: first fewer tiles per call, then
-        smaller tiles (in 256-px steps, down to 512). 1080p, 2K and 4K frames keep their tiles;
-        a 100-megapixel scan gets smaller ones."""
+        smaller tiles (in 256-px steps, down to 512). Tiles are also at most the backend's
+        ``fast_width`` wide, where it has one (ONNX Runtime on the CPU:
+        :data:`filmclean.backends.ORT_CPU_FAST_WIDTH`). With the default tile a 1080p frame is one
+        tile and a 4K frame three (2192x1552 each: 1.2x the frame's pixels computed); a
+        100-megapixel scan gets smaller ones."""
         plan = self._grids.get((h, w))
         if plan is None:
             o = self.options
             tile = o.tile
-            per_pixel = NETWORK_BYTES_PER_PIXEL + 12 * self.in_channels
+            per_pixel = (NETWORK_BYTES_PER_PIXEL if self.in_channels == 3 else STACK_BYTES_PER_PIXEL) + 12 * self.in_channels
+            fast = getattr(self.backend, "fast_width", None)
             while True:
-                grid = make_grid(h, w, tile, self.overlap, self.multiple, self.margin, self.radius)
+                grid = make_grid(h, w, tile, self.overlap, self.multiple, self.margin, self.radius, fast)
                 area = grid.tile_h * grid.tile_w
                 band = 4 * (5 if self.has_mask else 4) * grid.tile_h * grid.padded_shape[1]
                 fits = int(max(0.0, WORK_BUDGET - band) // (per_pixel * area))
@@ -309,27 +313,28 @@ class Restorer:
         for r0, repaired, prob in bands:
             r1 = r0 + repaired.shape[0]
             src = rgb[r0:r1]
-            valid = valid_pixels(src)
-            all_valid = bool(valid.all())  # the usual case: no pass over the band for invalid pixels
+            # the usual case, every pixel valid, costs two reductions rather than a mask
+            valid = None if in_range(src) else valid_pixels(src)
             if prob is None:
                 result = np.clip(repaired, 0.0, 1.0)
-            else:
-                prob = np.clip(prob, 0.0, 1.0)
-                if o.dust != "any":
-                    repaired = polarity_clamp(src, repaired, o.dust)
-                    prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
-                if not all_valid:
-                    prob = np.where(valid, prob, np.float32(0.0))
-                if drop is not None:
-                    valid = valid & ~drop[r0:r1]
-                    all_valid = False
-                    prob = np.where(valid, prob, np.float32(0.0))
-                result = composite(src, repaired, prob, o.threshold)
-                if full_mask is not None:
-                    full_mask[r0:r1] = prob
-            if not all_valid:  # invalid pixels stay as they are, even at threshold 0
-                result = np.where(valid[..., None], result, src)
-            out[r0:r1] = result
+                if valid is not None:  # invalid pixels stay as they are
+                    result = np.where(valid[..., None], result, src)
+                out[r0:r1] = result
+                continue
+            prob = np.clip(prob, 0.0, 1.0)
+            if o.dust != "any":
+                repaired = polarity_clamp(src, repaired, o.dust)
+                prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
+            if drop is not None:
+                kept = ~drop[r0:r1]
+                valid = kept if valid is None else valid & kept
+            chosen = prob
+            if valid is not None:  # invalid or dropped pixels stay as they are (even at threshold 0), mask 0
+                prob = np.where(valid, prob, np.float32(0.0))
+                chosen = np.where(valid, prob, np.float32(-1.0))
+            composite(src, repaired, chosen, o.threshold, out=out[r0:r1])
+            if full_mask is not None:
+                full_mask[r0:r1] = prob
         return RestoredFrame(out, full_mask)
 
 
@@ -343,10 +348,13 @@ COMPOSE_PIXELS = 1 << 20
 WORK_BUDGET = 1.25e9
 """Bytes the tile plan allows for the network's working memory plus one band of blended rows."""
 
-NETWORK_BYTES_PER_PIXEL = 300
-"""Working memory of the networks per input pixel of one call, measured with ONNX Runtime on the CPU
-(default model 1.10 GB, temporal model 1.63 GB for a 2048x2048 tile, i.e. 262 and 389 bytes, of
-which the input stack is counted apart)."""
+NETWORK_BYTES_PER_PIXEL = 220
+"""Working memory of a single-frame network per input pixel of one call, its input counted apart:
+the default model's peak RSS grew by 177-191 bytes per pixel of one call with ONNX Runtime on the
+CPU (tiles of 0.26 to 4.8 megapixels, 2026-12-07), with room for its outputs."""
+
+STACK_BYTES_PER_PIXEL = 400
+"""The same for a temporal network (11-channel stack): 1.63 GB for a 2048x2048 tile, 389 bytes."""
 
 BATCH_PIXELS = 4_500_000
 """Most tile pixels per network call: the batch is cut down for large tiles, so that the network's
@@ -366,6 +374,12 @@ class NeighbourlessStack:
         _, rows, cols = key
         cur = np.transpose(self.rgb[rows, cols], (2, 0, 1))
         return np.concatenate([cur, cur, cur, np.zeros((2, *cur.shape[1:]), np.float32)])
+
+
+def in_range(rgb: np.ndarray) -> bool:
+    """Whether every sample of ``rgb`` is finite and within ``[0, 1]`` (see :func:`valid_pixels`):
+    two reductions, and false for NaN (which fails every comparison)."""
+    return rgb.size == 0 or bool(rgb.min() >= 0.0 and rgb.max() <= 1.0)
 
 
 def valid_pixels(rgb: np.ndarray) -> np.ndarray:
@@ -449,12 +463,21 @@ def wide_detections(
     return cast(np.ndarray, np.isin(labels, np.unique(labels[wide])) & (sel > 0))
 
 
-def composite(rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Mask-guided output: the repair where ``prob >= threshold``, the untouched input elsewhere.
+def composite(
+    rgb: np.ndarray, repaired: np.ndarray, prob: np.ndarray, threshold: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Mask-guided output: the repair (clipped to ``[0, 1]``) where ``prob >= threshold``, the
+    untouched input elsewhere.
 
-    ``rgb``, ``repaired``: ``(H, W, 3)``; ``prob``: ``(H, W)``. Pixels below the threshold are
-    bit-identical to the input.
+    ``rgb``, ``repaired``: ``(..., H, W, 3)``; ``prob``: ``(..., H, W)``. Pixels below the threshold
+    are bit-identical to the input. ``out``: a float32 array of ``rgb``'s shape to write into (may be
+    ``rgb`` itself); by default a new one. Only the repaired pixels are computed.
     """
-    sel = (prob >= threshold)[..., None]
-    out = np.where(sel, np.clip(repaired, 0.0, 1.0), rgb)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    if out is None:
+        out = np.array(rgb, dtype=np.float32, order="C", copy=True)
+    elif not np.shares_memory(out, rgb) or out.__array_interface__ != rgb.__array_interface__:
+        np.copyto(out, rgb, casting="same_kind")
+    where = np.nonzero(prob >= threshold)
+    if where[0].size:
+        out[where] = np.clip(repaired[where], 0.0, 1.0)
+    return out

@@ -116,7 +116,14 @@ def _axis_plan(length: int, tile: int | None, overlap: int, multiple: int) -> tu
 
 
 def make_grid(
-    height: int, width: int, tile: int | None, overlap: int, multiple: int = 1, margin: int = 0, guard: int = 0
+    height: int,
+    width: int,
+    tile: int | None,
+    overlap: int,
+    multiple: int = 1,
+    margin: int = 0,
+    guard: int = 0,
+    max_tile_width: int | None = None,
 ) -> TileGrid:
     """Plan the tiles for a ``height x width`` frame.
 
@@ -124,6 +131,9 @@ def make_grid(
     pixels of reflection are added on every side; the bottom/right get extra reflection up to a
     multiple of ``multiple``. ``tile`` is rounded down to a multiple of ``multiple`` (at least one
     multiple). ``guard`` is the network's receptive radius (see :func:`axis_weights`).
+    ``max_tile_width``: tiled frames (``tile`` given) are cut into tiles at most this wide, however
+    large ``tile`` is (a runtime that slows down past a width, see
+    :data:`filmclean.backends.ORT_CPU_FAST_WIDTH`).
     """
     if height < 1 or width < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -133,7 +143,8 @@ def make_grid(
     pad = (margin, ph - height - margin, margin, pw - width - margin)
     overlap = max(0, int(overlap))
     th, ys = _axis_plan(ph, tile, overlap, multiple)
-    tw, xs = _axis_plan(pw, tile, overlap, multiple)
+    tile_w = tile if tile is None or max_tile_width is None else min(int(tile), int(max_tile_width))
+    tw, xs = _axis_plan(pw, tile_w, overlap, multiple)
     return TileGrid(
         height,
         width,
@@ -200,24 +211,42 @@ def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
     return np.where(i > length - 1, period - i, i)
 
 
+def _reflect_span(start: int, size: int, length: int) -> tuple[int, int, int, int] | None:
+    """``(first, end, before, after)``: the rows ``[first, end)`` of an axis of ``length`` that a
+    tile spanning ``[start, start + size)`` of the reflected axis reads, and the reflected rows
+    before and after them, when a reflect pad of ``[first, end)`` gives the tile (the span touches
+    the edge it reflects about, and no pad is longer than the span minus one, unless the span is
+    the whole axis); ``None`` otherwise."""
+    first, end = max(0, start), min(length, start + size)
+    before, after = first - start, start + size - end
+    if end <= first:
+        return None
+    if (first, end) != (0, length) and max(before, after) > end - first - 1:
+        return None
+    return first, end, before, after
+
+
 def read_tile(source, grid: TileGrid, y: int, x: int) -> np.ndarray:
     """The ``(C, tile_h, tile_w)`` float32 tile at padded position ``(y, x)``, cut straight from the
     unpadded ``(C, H, W)`` ``source``: equal to the same tile of :func:`pad_frame`'s output, without a
     padded copy of the frame. ``source`` is a numpy array or any object that answers
     ``source[:, r0:r1, c0:c1]`` with an array (e.g. a temporal stack built tile by tile)."""
     t, _, l, _ = grid.pad
-    rows = reflect_index(np.arange(y - t, y - t + grid.tile_h), grid.height)
-    cols = reflect_index(np.arange(x - l, x - l + grid.tile_w), grid.width)
-    r0, r1 = int(rows.min()), int(rows.max()) + 1
-    c0, c1 = int(cols.min()), int(cols.max()) + 1
+    rows = _reflect_span(y - t, grid.tile_h, grid.height)
+    cols = _reflect_span(x - l, grid.tile_w, grid.width)
+    if rows is not None and cols is not None:  # the usual case: one copy, reflected at the edges
+        region = np.asarray(source[:, rows[0] : rows[1], cols[0] : cols[1]], dtype=np.float32)
+        pads = ((0, 0), rows[2:], cols[2:])
+        if any(pads[1]) or any(pads[2]):
+            return np.pad(region, pads, mode="reflect")
+        fresh = not isinstance(source, np.ndarray) or not np.may_share_memory(region, source)
+        return np.ascontiguousarray(region) if fresh else np.array(region, order="C")
+    ri = reflect_index(np.arange(y - t, y - t + grid.tile_h), grid.height)
+    ci = reflect_index(np.arange(x - l, x - l + grid.tile_w), grid.width)
+    r0, r1 = int(ri.min()), int(ri.max()) + 1
+    c0, c1 = int(ci.min()), int(ci.max()) + 1
     region = np.asarray(source[:, r0:r1, c0:c1], dtype=np.float32)
-    fresh = not isinstance(source, np.ndarray) or not np.may_share_memory(region, source)
-    if r1 - r0 != grid.tile_h or rows[0] != r0:
-        region, fresh = region[:, rows - r0], True
-    if c1 - c0 != grid.tile_w or cols[0] != c0:
-        region, fresh = region[:, :, cols - c0], True
-    # always an array of its own (tiles are cleaned in place), copied only when it is not yet one
-    return np.ascontiguousarray(region) if fresh else np.array(region, order="C")
+    return np.ascontiguousarray(region[:, ri - r0][:, :, ci - c0])
 
 
 class BandAccumulator:

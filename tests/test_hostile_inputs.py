@@ -397,7 +397,15 @@ class TestBoundedTiling:
 
     @pytest.mark.parametrize(
         "h,w,tile,overlap,mult,margin",
-        [(37, 51, 24, 8, 8, 5), (100, 70, 32, 12, 4, 6), (5, 7, 8, 2, 4, 2), (64, 64, 16, 0, 1, 0)],
+        [
+            (37, 51, 24, 8, 8, 5),
+            (100, 70, 32, 12, 4, 6),
+            (5, 7, 8, 2, 4, 2),
+            (64, 64, 16, 0, 1, 0),
+            (3, 4, 16, 2, 16, 6),  # reflected more than once
+            (1, 9, 8, 2, 4, 3),  # one row
+            (200, 300, 96, 40, 16, 16),
+        ],
     )
     def test_read_tile_equals_padded_tile(self, h, w, tile, overlap, mult, margin):
         x = np.random.default_rng(0).random((3, h, w), dtype=np.float32)

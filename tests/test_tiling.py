@@ -108,6 +108,19 @@ class TestRestorerTiling:
         seamy = _restorer("tinyconv", cfg, tile=16, overlap=0).restore(frame).image
         assert np.abs(seamy - whole).max() > 1e-3
 
+    def test_narrow_backend_tiles_equal_untiled(self):
+        """A backend with a fast width (ONNX Runtime on the CPU) gets tiles no wider than it, and
+        the same output as one whole-frame pass."""
+        torch.manual_seed(0)
+        frame = np.random.default_rng(4).random((40, 150, 3), dtype=np.float32)
+        cfg = {"channels": 8, "layers": 4, "seed": 3}
+        whole = _restorer("tinyconv", cfg, tile=None).restore(frame).image
+        narrow = _restorer("tinyconv", cfg, tile=4096)
+        narrow.backend.fast_width = 48
+        grid = narrow._grid(40, 150)
+        assert grid.tile_w <= 48 and len(grid.xs) >= 4 and len(grid.ys) == 1  # tall tiles, one row
+        assert np.abs(narrow.restore(frame).image - whole).max() < 1e-4
+
     def test_mask_network_tiled_equals_untiled(self):
         rng = np.random.default_rng(3)
         frame = rng.random((40, 56, 3), dtype=np.float32)
@@ -124,7 +137,34 @@ class TestRestorerTiling:
         np.testing.assert_array_equal(whole.image[keep], frame[keep])
 
 
+class TestMaxTileWidth:
+    def test_caps_width_only(self):
+        g = make_grid(2160, 3840, 4096, 376, 16, 16, 188, max_tile_width=2016)
+        assert g.tile_w <= 2016 and len(g.xs) == 3 and len(g.ys) == 1 and g.tile_h == g.padded_shape[0]
+        assert (len(g.ys), len(g.xs)) == (1, 3)
+        one = make_grid(1080, 1920, 4096, 376, 16, 16, 188, max_tile_width=2016)
+        assert len(one) == 1  # a 1080p frame is one tile
+
+    def test_untiled_ignores_it(self):
+        g = make_grid(100, 300, None, 10, 4, 2, 5, max_tile_width=64)
+        assert len(g) == 1 and g.tile_w == g.padded_shape[1]
+
+
 class TestComposite:
+    def test_in_place_and_batched(self):
+        rng = np.random.default_rng(0)
+        rgb = rng.random((2, 5, 6, 3), dtype=np.float32)
+        rep = rng.random((2, 5, 6, 3), dtype=np.float32) * 1.5  # some above 1: clipped
+        prob = rng.random((2, 5, 6), dtype=np.float32)
+        expected = np.where((prob >= 0.5)[..., None], np.clip(rep, 0, 1), rgb)
+        np.testing.assert_array_equal(composite(rgb, rep, prob, 0.5), expected)
+        out = np.full_like(rgb, 7.0)
+        assert composite(rgb, rep, prob, 0.5, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        same = rgb.copy()
+        composite(same, rep, prob, 0.5, out=same)  # in place
+        np.testing.assert_array_equal(same, expected)
+
     def test_threshold(self):
         rgb = np.zeros((2, 2, 3), np.float32)
         rep = np.ones((2, 2, 3), np.float32)
