@@ -160,7 +160,9 @@ class Restorer:
         if plan is None:
             o = self.options
             tile = o.tile
-            per_pixel = (NETWORK_BYTES_PER_PIXEL if self.in_channels == 3 else STACK_BYTES_PER_PIXEL) + 12 * self.in_channels
+            per_pixel = (
+                NETWORK_BYTES_PER_PIXEL if self.in_channels == 3 else STACK_BYTES_PER_PIXEL
+            ) + 12 * self.in_channels
             fast = getattr(self.backend, "fast_width", None)
             while True:
                 grid = make_grid(h, w, tile, self.overlap, self.multiple, self.margin, self.radius, fast)
