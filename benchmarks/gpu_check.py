@@ -99,7 +99,7 @@ def runtimes(device: str) -> list[Runtime]:
 
 def load(model: Path, rt: Runtime, tile: int | None):
     """A :class:`filmclean.engine.Restorer` of ``model`` on runtime ``rt``."""
-    from filmclean.engine import Restorer, RestoreOptions
+    from filmclean.engine import RestoreOptions, Restorer
     from filmclean.model import load_model
 
     path = model.with_suffix(".onnx" if rt.backend == "onnx" else ".safetensors")
