@@ -187,6 +187,9 @@ class Restorer:
         """
         h, w = source.shape[1:]
         grid, bs = self._plan(h, w)
+        if len(grid) == 1:  # one tile (a 1080p frame): its output as it is, no blending
+            yield from self._one_tile(source, grid)
+            return
         acc = BandAccumulator(grid, 4 if self.has_mask else 3)  # repair and mask share one weight sum
         n_x = len(grid.xs)
         pos = grid.positions
@@ -212,6 +215,25 @@ class Restorer:
         release = getattr(self.backend, "release_memory", None)
         if release is not None and h * w >= RELEASE_PIXELS:
             release()  # the network's working memory need not sit beside a huge frame being encoded
+
+    def _one_tile(self, source, grid: TileGrid) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """:meth:`_bands` for a frame that is one tile: the network's output cropped to the frame
+        (what blending one tile of weight 1 gives, without the arithmetic)."""
+        h, w = source.shape[1:]
+        tile = clean_tile(read_tile(source, grid, 0, 0))
+        out, mask = self.backend(tile[None])
+        del tile
+        if self.has_mask and mask is None:
+            raise ValueError("the network was declared with a damage mask but returned none")
+        t, _, l, _ = grid.pad
+        out = out[0, :, t : t + h, l : l + w]
+        prob = mask[0, :, t : t + h, l : l + w] if self.has_mask and mask is not None else None
+        step = max(1, COMPOSE_PIXELS // w)
+        for c0 in range(0, h, step):
+            yield c0, out[:, c0 : c0 + step], None if prob is None else prob[:, c0 : c0 + step]
+        release = getattr(self.backend, "release_memory", None)
+        if release is not None and h * w >= RELEASE_PIXELS:
+            release()
 
     def _infer(self, chw) -> tuple[np.ndarray, np.ndarray | None]:
         """The network's ``(restored (3, H, W), prob (1, H, W) or None)`` for one ``(C, H, W)`` input."""

@@ -131,6 +131,8 @@ def match_exposure(stack: np.ndarray) -> np.ndarray:
     :data:`SATURATED` (clipped to 0.5-2):
     exposure flicker between frames is taken out, and specks of dust, a few per cent of the
     pixels, do not move a median."""
+    import cv2
+
     out = np.empty((6, *stack.shape[1:]), np.float32)
     for c in range(3):
         cur = stack[CURRENT][c]
@@ -138,7 +140,9 @@ def match_exposure(stack: np.ndarray) -> np.ndarray:
             a, b = cur[::4, ::4], nb[::4, ::4]
             ok = (a > 0.05) & (b > 0.05) & (a < SATURATED) & (b < SATURATED)
             gain = float(np.clip(np.median(a[ok] / b[ok]), 0.5, 2.0)) if ok.sum() > 16 else 1.0
-            np.clip(nb * np.float32(gain), 0.0, 1.0, out=out[3 * i + c])
+            # the float32 product, rounded once (OpenCV multiplies in double: exact for two floats)
+            plane = cv2.multiply(nb, float(np.float32(gain)), dst=out[3 * i + c])
+            cv2.min(cv2.max(plane, 0.0, dst=plane), 1.0, dst=plane)
     return out
 
 
@@ -164,7 +168,8 @@ def detect_spikes(stack: np.ndarray, options: SpikeOptions = SpikeOptions()) -> 
     same = np.zeros((h, w), np.float32)  # departure from both neighbours the same way (any channel)
     agree = np.zeros((h, w), np.float32)  # the neighbours' own difference
     outside = np.full((h, w), -1.0, np.float32)  # departure from both neighbours' range near the pixel
-    brighter = np.zeros((h, w), np.float32)  # summed departure, > 0 where the frame is brighter
+    # summed departure, > 0 where the frame is brighter: only needed where a neighbour is clipped
+    brighter = np.zeros((h, w), np.float32) if clipped.any() else None
     neighbours = match_exposure(stack) if options.match_exposure else None
     for c in range(3):
         cur, prev, nxt = stack[CURRENT][c], stack[PREV_RGB][c], stack[NEXT_RGB][c]
@@ -173,9 +178,13 @@ def detect_spikes(stack: np.ndarray, options: SpikeOptions = SpikeOptions()) -> 
         if options.blur > 0:  # the tests see through grain and compression noise; the repair does not
             cur, prev, nxt = (cv2.GaussianBlur(a, (0, 0), options.blur) for a in (cur, prev, nxt))
         dp, dn = cv2.subtract(cur, prev), cv2.subtract(cur, nxt)
-        brighter += dp + dn
-        both = cv2.min(cv2.absdiff(cur, prev), cv2.absdiff(cur, nxt))
-        cv2.max(same, np.where((dp > 0) == (dn > 0), both, np.float32(0.0)), dst=same)
+        if brighter is not None:
+            brighter += dp + dn
+        # min(|dp|, |dn|) where both have one sign, else 0: min(dp, dn) when both are positive,
+        # -max(dp, dn) when both are negative, and both of those negative or 0 otherwise (same
+        # starts at 0, so the maximum drops them)
+        cv2.max(same, cv2.min(dp, dn), dst=same)
+        cv2.max(same, cv2.multiply(cv2.max(dp, dn), -1.0), dst=same)
         cv2.max(agree, cv2.absdiff(prev, nxt), dst=agree)
         low = cv2.min(cv2.erode(prev, box), cv2.erode(nxt, box))
         high = cv2.max(cv2.dilate(prev, box), cv2.dilate(nxt, box))
@@ -188,7 +197,9 @@ def detect_spikes(stack: np.ndarray, options: SpikeOptions = SpikeOptions()) -> 
     # does not raise the threshold around it (8-bit steps: OpenCV's large median filters take uint8)
     local = cv2.medianBlur(np.clip(agree * 255.0 + 0.5, 0, 255).astype(np.uint8), rl).astype(np.float32) / 255.0
     thresh = np.maximum(np.float32(tau), np.float32(options.local) * local)
-    core = usable & (outside > thresh) & (same > options.ratio * agree) & ~(clipped & (brighter > 0))
+    core = usable & (outside > thresh) & (same > options.ratio * agree)
+    if brighter is not None:
+        core &= ~(clipped & (brighter > 0))
     if not core.any():
         return Spikes(none, core, usable, tau, neighbours)
     rim = usable & (same > 0.5 * thresh) & (same > agree)

@@ -256,34 +256,53 @@ def is_scene_cut(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> bool:
     return d > threshold
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ``image`` (``(H, W, C)`` or ``(H, W)``) at ``p + flow(p)`` for every pixel ``p``.
-
-    Returns ``(warped, inside)``: bilinear samples (border pixels repeated) and a float32 ``(H, W)``
-    map that is 1 where the sample lies inside the image and 0 outside.
-    """
-    import cv2
-
+def flow_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(map_x, map_y, inside)`` for :func:`warp`: where each pixel ``p`` samples, ``p + flow(p)``
+    (float32 ``(H, W)`` each), and a float32 ``(H, W)`` map that is 1 where that lies inside the
+    image and 0 outside. One flow warps several images (a neighbour and the backward flow) with
+    the same maps."""
     h, w = flow.shape[:2]
     mx = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
     my = flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]
-    warped = cv2.remap(np.ascontiguousarray(image), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
-    return warped, inside.astype(np.float32)
+    return mx, my, inside.astype(np.float32)
 
 
-def flow_confidence(forward: np.ndarray, backward: np.ndarray, tolerance: float = 0.5, fill: int = 11) -> np.ndarray:
+def warp(
+    image: np.ndarray, flow: np.ndarray, maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``image`` (``(H, W, C)`` or ``(H, W)``) at ``p + flow(p)`` for every pixel ``p``.
+
+    Returns ``(warped, inside)``: bilinear samples (border pixels repeated) and a float32 ``(H, W)``
+    map that is 1 where the sample lies inside the image and 0 outside. ``maps``: the flow's
+    :func:`flow_maps`, when already at hand.
+    """
+    import cv2
+
+    mx, my, inside = flow_maps(flow) if maps is None else maps
+    warped = cv2.remap(np.ascontiguousarray(image), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warped, inside
+
+
+def flow_confidence(
+    forward: np.ndarray,
+    backward: np.ndarray,
+    tolerance: float = 0.5,
+    fill: int = 11,
+    maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Trust ``(H, W)`` in ``[0, 1]`` of the flow ``forward`` (current -> neighbour) given the flow
     ``backward`` (neighbour -> current): going there and back should return to the start.
 
     With ``e`` the round-trip error in pixels, trust is 1 up to ``tolerance + 1 % of the squared
     motion`` (the usual occlusion test of Sundaram et al. 2010, made soft) and falls off as a
     Gaussian of width 1 px beyond it; low-trust islands narrower than ``fill`` px are closed
-    (morphological closing); samples landing outside the frame get 0.
+    (morphological closing); samples landing outside the frame get 0. ``maps``: ``forward``'s
+    :func:`flow_maps`, when already at hand.
     """
     import cv2
 
-    back, inside = warp(backward, forward)
+    back, inside = warp(backward, forward, maps)
     fx, fy, bx, by = forward[..., 0], forward[..., 1], back[..., 0], back[..., 1]
     e2 = cv2.magnitude(fx + bx, fy + by) ** 2
     tol = np.float32(tolerance**2) + np.float32(0.01) * (cv2.magnitude(fx, fy) ** 2 + cv2.magnitude(bx, by) ** 2)
@@ -301,8 +320,9 @@ def align_neighbour(
     current: np.ndarray, neighbour: np.ndarray, forward: np.ndarray, backward: np.ndarray, tolerance: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """``neighbour`` warped onto ``current`` and its trust map: ``((H, W, 3), (H, W))`` float32."""
-    aligned, _ = warp(neighbour, forward)
-    conf = flow_confidence(forward, backward, tolerance)
+    maps = flow_maps(forward)
+    aligned, _ = warp(neighbour, forward, maps)
+    conf = flow_confidence(forward, backward, tolerance, maps=maps)
     return aligned.astype(np.float32, copy=False), conf
 
 
