@@ -436,7 +436,9 @@ class SequenceAligner:
             if pf.cut or pf.failed:
                 neighbours.append(None)
                 continue
-            small = (pf.ab_small, pf.ba_small) if self.options.small_trust and pf.ab_small is not None else None
+            small = None
+            if self.options.small_trust and pf.ab_small is not None and pf.ba_small is not None:
+                small = (pf.ab_small, pf.ba_small)
             aligned, trust = align_neighbour(current, nb, pf.ab, pf.ba, self.options.fb_tolerance, small)
             if agreement(current, aligned, trust) < self.options.min_agreement:
                 self.unrelated += 1  # not one scene: the neighbour would only mislead the network
