@@ -218,6 +218,25 @@ def _seconds(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
+def _frame_range(param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """``--frames FIRST-LAST``: frame indices from 0, both ends included."""
+    if value is None:
+        return None
+    first, sep, last = value.partition("-")
+    if not sep or not first.strip().isdigit() or not last.strip().isdigit():
+        raise click.BadParameter(f"{value!r} is not FIRST-LAST (frame indices from 0, e.g. 0-999)", param=param)
+    a, b = int(first), int(last)
+    if b < a:
+        raise click.BadParameter(f"{value!r}: LAST must not be before FIRST", param=param)
+    return a, b
+
+
+FRAMES_HELP = (
+    "Restore only frames FIRST-LAST (indices from 0, both included), reading the frames just outside "
+    "as neighbours: chunks restored apart equal one whole run."
+)
+
+
 def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> Restorer:
     restorer = model.open(options)
     if not quiet:
@@ -272,6 +291,15 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     default=None,
     help="Also write the damage mask as a greyscale video (mask models only).",
 )
+@click.option(
+    "--frames",
+    "frame_range",
+    default=None,
+    metavar="FIRST-LAST",
+    callback=lambda c, p, v: _frame_range(p, v),
+    help=FRAMES_HELP + " The output keeps the frames' timestamps and holds their video only: "
+    "`filmclean join` puts chunks together with the source's audio.",
+)
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
 @model_options
 def restore(
@@ -283,6 +311,7 @@ def restore(
     start: float | None,
     end: float | None,
     mask_out: str | None,
+    frame_range: tuple[int, int] | None,
     force: bool,
     model: ModelChoice,
     options: RestoreOptions,
@@ -295,6 +324,8 @@ def restore(
 
     if start is not None and end is not None and end <= start:
         raise click.BadParameter("--end must be after --start")
+    if frame_range is not None and (start is not None or end is not None):
+        raise click.BadParameter("--frames cannot be combined with --start/--end")
     restorer = _make_restorer(model, options, quiet)
     opts = VideoOptions(
         codec=codec,
@@ -305,6 +336,7 @@ def restore(
         force=force,
         mask_out=Path(mask_out) if mask_out else None,
         temporal=model.temporal,
+        frames=frame_range,
     )
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
@@ -326,12 +358,21 @@ def restore(
     default=None,
     help="Folder for greyscale damage masks (mask models only).",
 )
+@click.option(
+    "--frames",
+    "frame_range",
+    default=None,
+    metavar="FIRST-LAST",
+    callback=lambda c, p, v: _frame_range(p, v),
+    help=FRAMES_HELP + " Indices count the files in name order.",
+)
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @model_options
 def frames(
     input_spec: str,
     output: str,
     mask_out: str | None,
+    frame_range: tuple[int, int] | None,
     force: bool,
     model: ModelChoice,
     options: RestoreOptions,
@@ -342,10 +383,41 @@ def frames(
 
     restorer = _make_restorer(model, options, quiet)
     stats = restore_frames(
-        input_spec, output, restorer, force=force, mask_dir=mask_out, quiet=quiet, temporal=model.temporal
+        input_spec,
+        output,
+        restorer,
+        force=force,
+        mask_dir=mask_out,
+        quiet=quiet,
+        temporal=model.temporal,
+        frames=frame_range,
     )
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
+
+
+@cli.command()
+@click.argument("parts", nargs=-1, required=True, metavar="PART...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="Joined video.")
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="The reel the parts were restored from: its audio, subtitle and data streams are copied once.",
+)
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line.")
+def join(parts: tuple[str, ...], output: str, source: str | None, force: bool, quiet: bool) -> None:
+    """Join chunks made by `restore --frames` (in order) into OUTPUT without re-encoding."""
+    from .io.join import join_parts
+
+    stats = join_parts(parts, output, source=source, force=force)
+    if not quiet:
+        click.echo(
+            f"wrote {output}: {stats.frames} frame(s) from {stats.parts} part(s)"
+            + (f", {stats.copied_packets} packet(s) of the source's other streams" if source else ""),
+            err=True,
+        )
 
 
 class Terminated(KeyboardInterrupt):

@@ -235,6 +235,9 @@ class VideoOptions:
     force: bool = False
     mask_out: Path | None = None
     temporal: bool = True
+    #: restore only frames ``first`` to ``last`` (indices from 0, both included), keeping their
+    #: timestamps, video only: a chunk for ``filmclean join`` (see :class:`filmclean.io.video.VideoReader`)
+    frames: tuple[int, int] | None = None
 
 
 @dataclass
@@ -304,12 +307,14 @@ def restore_video(
     stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
     t0 = time.perf_counter()
 
-    with VideoReader(inp, start=options.start, end=options.end, context=1 if tr.use_neighbours else 0) as reader:
+    with VideoReader(
+        inp, start=options.start, end=options.end, context=1 if tr.use_neighbours else 0, frames=options.frames
+    ) as reader:
         total = _expected_frames(info, options)
         with VideoWriter(
             out,
             info,
-            reader.container,
+            reader.container if options.frames is None else None,  # a chunk is video alone
             codec=options.codec,
             crf=options.crf,
             pix_fmt=options.pix_fmt,
@@ -369,6 +374,8 @@ def _check_range(info: Any, options: VideoOptions) -> None:
     for name, value in (("--start", options.start), ("--end", options.end)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise InputError(f"{name} {value} is not a time in seconds", info.path)
+    if options.frames is not None and (options.start is not None or options.end is not None):
+        raise InputError("--frames cannot be combined with --start/--end", info.path)
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise InputError(f"--end {options.end} must be after --start {options.start}", info.path)
     if options.start is not None and info.duration and options.start >= info.duration:
@@ -395,6 +402,9 @@ def _expected_frames(info: Any, options: VideoOptions) -> int | None:
     """Frame count for the progress bar (from the header, or duration x rate for a range)."""
     n = info.n_frames
     fps = float(info.fps) if info.fps else 0.0
+    if options.frames is not None:
+        first, last = options.frames
+        return max(0, min(last + 1, n) - first) if n else last - first + 1
     if (options.start is not None or options.end is not None) and fps > 0:
         dur = info.duration or ((n / fps) if n else None)
         if dur is None:
@@ -460,8 +470,13 @@ def restore_frames(
     mask_dir: str | Path | None = None,
     quiet: bool = False,
     temporal: bool = True,
+    frames: tuple[int, int] | None = None,
 ) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
+
+    ``frames``: only the files ``first`` to ``last`` of the sorted list (indices from 0, both
+    included; a ``last`` past the end stops at the end), with the files just outside the range read
+    as neighbours, so that chunks restored apart equal one run over all the files.
 
     Finished outputs already in ``out_dir`` are skipped (so an interrupted run resumes) unless
     ``force``. Each output is written under a temporary name and renamed when complete; partial
@@ -478,6 +493,14 @@ def restore_frames(
     from .io.images import list_images
 
     files = list_images(spec)
+    chosen = files
+    if frames is not None:
+        first, last = frames
+        if not 0 <= first <= last:
+            raise InputError(f"invalid frame range {first}-{last} (need 0 <= FIRST <= LAST)", Path(spec))
+        if first >= len(files):
+            raise InputError(f"no frames in the range {first}-{last}: there are {len(files)} file(s)", Path(spec))
+        chosen = files[first : last + 1]
     out = Path(out_dir)
     mdir = Path(mask_dir) if mask_dir is not None else None
     if mdir is not None and not restorer.has_mask:
@@ -488,7 +511,7 @@ def restore_frames(
         for d in (out, mdir):
             if d is not None:
                 remove_stale_partials(d)
-        return _restore_files(files, out, mdir, restorer, force, quiet, temporal)
+        return _restore_files(files, out, mdir, restorer, force, quiet, temporal, chosen)
     except BaseException:
         for d in created:
             _remove_if_empty(d)
@@ -553,13 +576,22 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _restore_files(
-    files: list[Path], out: Path, mdir: Path | None, restorer: Restorer, force: bool, quiet: bool, temporal: bool
+    files: list[Path],
+    out: Path,
+    mdir: Path | None,
+    restorer: Restorer,
+    force: bool,
+    quiet: bool,
+    temporal: bool,
+    chosen: list[Path] | None = None,
 ) -> RunStats:
+    """Restore ``chosen`` (default: all ``files``) of the list ``files``, which is what decides
+    whether they are a sequence and which files are each one's neighbours."""
     from .io.images import ImageData, read_image, write_image
 
     todo: list[Path] = []
     stats = RunStats(backend=restorer.backend.describe())
-    for f in files:
+    for f in files if chosen is None else chosen:
         if output_name_for(f, out).exists() and not force:
             stats.skipped += 1
             continue

@@ -296,18 +296,33 @@ class VideoReader:
     whose packets, of all streams together, end well before the duration the header declares
     (truncated Matroska/WebM, which declare no frame count; audio outlasting the video is fine).
 
+    ``frames``: instead of a time range, the frames ``first`` to ``last`` (both included; indices
+    count the decoded frames from 0, in presentation order; a ``last`` past the end stops at the
+    end). Their timestamps are the input's, unshifted, so that restored chunks join into one
+    timeline (``filmclean join``), and no other stream is read: a chunk is its video alone.
+
     ``context``: with a range, also yield up to this many frames just before ``start`` and just
     after ``end`` as items with ``context=True`` (neighbours for temporal restoration; they are not
     counted in ``index`` and must not be written).
     """
 
     def __init__(
-        self, path: str | Path, start: float | None = None, end: float | None = None, context: int = 0
+        self,
+        path: str | Path,
+        start: float | None = None,
+        end: float | None = None,
+        context: int = 0,
+        frames: tuple[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
         self.context = max(0, int(context))
         if (start is not None and start < 0) or (end is not None and end <= (start or 0)):
             raise InputError(f"invalid time range start={start} end={end} (need 0 <= start < end)", self.path)
+        if frames is not None and (start is not None or end is not None):
+            raise InputError("a frame range and a time range cannot be combined", self.path)
+        if frames is not None and not 0 <= frames[0] <= frames[1]:
+            raise InputError(f"invalid frame range {frames[0]}-{frames[1]} (need 0 <= FIRST <= LAST)", self.path)
+        self.frames = frames
         self.info = probe_video(self.path)
         self.start = None if start is None else Fraction(start)
         self.end = None if end is None else Fraction(end)
@@ -315,7 +330,7 @@ class VideoReader:
         self._video = cast(av.VideoStream, self.container.streams[self.info.video_stream])
         self._video.thread_type = "AUTO"
         self._time_base = cast(Fraction, self._video.time_base)  # never None for a demuxed stream
-        self._copied = copied_streams(self.container)
+        self._copied = copied_streams(self.container) if frames is None else []
         self._converter = RgbConverter(self.info)
         # QuickTime/MP4 index every sample (after edit lists); other containers may declare a count
         indexed = len(self._video.index_entries)
@@ -366,8 +381,14 @@ class VideoReader:
                 self.path,
             ) from None
         if state.count == 0:
+            if self.frames is not None:
+                raise InputError(
+                    f"no video frames in the requested range {self.frames[0]}-{self.frames[1]}: "
+                    f"the video has {state.decoded} frame(s)",
+                    self.path,
+                )
             raise InputError(f"no video frames in the requested range start={self.start} end={self.end}", self.path)
-        if self.start is None and self.end is None:
+        if self.start is None and self.end is None and self.frames is None:
             max_step = state.max_step * self._time_base
             self._check_complete(state.packets, state.last_pts, state.data_end, state.count, max_step)
 
@@ -400,12 +421,16 @@ class VideoReader:
         pts = frame.pts
         if pts is None:  # no timestamp: derive one from the frame rate
             pts = round((self.info.start_time + state.decoded / self.info.fps) / time_base)
+        number = state.decoded
         state.decoded += 1
         if state.prev_pts is not None:
             state.max_step = max(state.max_step, pts - state.prev_pts)
         state.prev_pts = pts
         shift = state.shift[self._video.index]
-        position = self._position(pts, time_base)
+        if self.frames is None:
+            position = self._position(pts, time_base)
+        else:
+            position = -1 if number < self.frames[0] else (1 if number > self.frames[1] else 0)
         if position > 0:
             if state.after < self.context and state.count > 0:
                 state.after += 1
