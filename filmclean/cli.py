@@ -420,6 +420,70 @@ def join(parts: tuple[str, ...], output: str, source: str | None, force: bool, q
         )
 
 
+@cli.command("farm-job", context_settings={"ignore_unknown_options": True})
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="Restored reel.")
+@click.option("--chunk", type=click.IntRange(min=1), required=True, help="Frames per task.")
+@click.option(
+    "--command",
+    "program",
+    default="filmclean",
+    show_default=True,
+    help='How the workers run filmclean, e.g. "python3 -m filmclean".',
+)
+@click.option(
+    "--parts",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Folder for the restored chunks (default: OUTPUT.parts beside the output; created now).",
+)
+@click.option(
+    "--template-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=".",
+    show_default=True,
+    help="Where the template will be saved: its paths are given relative to it.",
+)
+@click.argument("restore_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- RESTORE OPTIONS]")
+def farm_job_command(
+    input_path: str,
+    output: str,
+    chunk: int,
+    program: str,
+    parts: str | None,
+    template_dir: str,
+    restore_args: tuple[str, ...],
+) -> None:
+    """Write an Open Job Description job template (to stdout) that restores INPUT on a render farm:
+    one task per chunk of frames (`restore --frames`), then `join`. Options after `--` are passed to
+    every `restore` (model, threshold, ...). Check it with `openjd check`, run it on one machine with
+    `openjd run JOB --step Join --run-dependencies`, or submit it to AWS Deadline Cloud."""
+    from pathlib import Path
+
+    from .errors import OutputError
+    from .farm import farm_job
+
+    extra = [a for a in restore_args if a != "--"] if restore_args[:1] == ("--",) else list(restore_args)
+    try:  # the options must be ones restore takes: checked now, not on the farm
+        restore.make_context("restore", [input_path, "-o", output, *extra], resilient_parsing=False)
+    except click.UsageError as exc:
+        raise click.BadParameter(
+            f"not a restore option: {exc.format_message()}", param_hint="RESTORE OPTIONS"
+        ) from None
+    job = farm_job(input_path, output, chunk, extra, command=program, parts_dir=parts, template_dir=template_dir)
+    folder = job.parts[0].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the parts folder: {exc.strerror}", folder) from None
+    click.echo(job.text(), nl=False)
+    click.echo(
+        f"{job.frames} frames in {len(job.chunks)} task(s) of up to {chunk}; parts in {folder}; "
+        f"output {Path(output).absolute()}",
+        err=True,
+    )
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM/SIGHUP (``kill``, ``timeout``, job schedulers, a closed
     terminal): handled exactly like Ctrl-C, so every writer removes its partial file on the way out."""
