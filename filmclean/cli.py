@@ -231,6 +231,32 @@ def _frame_range(param: click.Parameter, value: str | None) -> tuple[int, int] |
     return a, b
 
 
+def ray_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--ray ADDRESS``, ``--chunk N`` and ``--workers N`` (restore and frames)."""
+    f = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="With --ray: workers holding the model (default: one per GPU, else one per CPU).",
+    )(f)
+    f = click.option(
+        "--chunk",
+        type=click.IntRange(min=1),
+        default=240,
+        show_default=True,
+        help="With --ray: frames per task.",
+    )(f)
+    return click.option(
+        "--ray",
+        "ray_address",
+        default=None,
+        metavar="ADDRESS",
+        help="Restore on a Ray cluster (pip install 'filmclean[ray]'): its address, or 'auto' to start "
+        "a local one. Chunks are restored by workers that keep the model loaded and joined into one "
+        "output identical to a run on one machine; an interrupted run resumes.",
+    )(f)
+
+
 FRAMES_HELP = (
     "Restore only frames FIRST-LAST (indices from 0, both included), reading the frames just outside "
     "as neighbours: chunks restored apart equal one whole run."
@@ -301,6 +327,7 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     "`filmclean join` puts chunks together with the source's audio.",
 )
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
+@ray_options
 @model_options
 def restore(
     input_path: str,
@@ -313,6 +340,9 @@ def restore(
     mask_out: str | None,
     frame_range: tuple[int, int] | None,
     force: bool,
+    ray_address: str | None,
+    chunk: int,
+    workers: int | None,
     model: ModelChoice,
     options: RestoreOptions,
     quiet: bool,
@@ -326,6 +356,17 @@ def restore(
         raise click.BadParameter("--end must be after --start")
     if frame_range is not None and (start is not None or end is not None):
         raise click.BadParameter("--frames cannot be combined with --start/--end")
+    if ray_address is not None:
+        from .cluster import RayOptions, restore_video_on_ray
+
+        video = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, force=force, temporal=model.temporal)
+        if start is not None or end is not None or frame_range is not None or mask_out:
+            raise click.BadParameter("--ray restores whole reels: no --start/--end, --frames or --mask-out")
+        ray_opts = RayOptions(address=ray_address, chunk=chunk, workers=workers)
+        stats = restore_video_on_ray(input_path, output, model, options, video, ray_opts, quiet=quiet)
+        if not quiet:
+            click.echo(f"wrote {output}: {stats.summary()}", err=True)
+        return
     restorer = _make_restorer(model, options, quiet)
     opts = VideoOptions(
         codec=codec,
@@ -367,6 +408,7 @@ def restore(
     help=FRAMES_HELP + " Indices count the files in name order.",
 )
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
+@ray_options
 @model_options
 def frames(
     input_spec: str,
@@ -374,12 +416,28 @@ def frames(
     mask_out: str | None,
     frame_range: tuple[int, int] | None,
     force: bool,
+    ray_address: str | None,
+    chunk: int,
+    workers: int | None,
     model: ModelChoice,
     options: RestoreOptions,
     quiet: bool,
 ) -> None:
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
     from .pipeline import restore_frames
+
+    if ray_address is not None:
+        from .cluster import RayOptions, restore_frames_on_ray
+
+        if frame_range is not None:
+            raise click.BadParameter("--ray restores the whole sequence: no --frames")
+        ray_opts = RayOptions(address=ray_address, chunk=chunk, workers=workers)
+        stats = restore_frames_on_ray(
+            input_spec, output, model, options, force=force, mask_dir=mask_out, options=ray_opts, quiet=quiet
+        )
+        if not quiet:
+            click.echo(f"wrote {output}: {stats.summary()}", err=True)
+        return
 
     restorer = _make_restorer(model, options, quiet)
     stats = restore_frames(
