@@ -114,6 +114,39 @@ class TestVideoChunks:
         assert [i.pts for i in items] == [f.pts for f in every[14:31]]  # source timestamps, unshifted
         np.testing.assert_array_equal(items[1].rgb, every[15].rgb)
 
+    def test_late_chunks_seek_and_equal_one_run(self, tmp_path, capsys):
+        """A chunk that starts late in a constant-rate reel decodes from near its start (numbering
+        frames by their timestamps) rather than from the file's start, with the same result."""
+        long = make_damaged_clip(tmp_path / "long.mkv", n=120)
+        with VideoReader(long, frames=(70, 80), context=1) as reader:
+            assert reader._numbered_by_time
+            items = [i for i in reader if isinstance(i, VideoFrameItem)]
+        with VideoReader(long) as reader:
+            every = [i for i in reader if isinstance(i, VideoFrameItem)]
+        assert [i.pts for i in items] == [f.pts for f in every[69:82]]
+        assert [i.context for i in items] == [True] + [False] * 11 + [True]
+        for got, want in zip(items, every[69:82], strict=True):
+            np.testing.assert_array_equal(got.rgb, want.rgb)
+        whole = tmp_path / "whole.mkv"
+        code, _, err = run_cli(["restore", long, "-o", whole, "-q"], capsys)
+        assert code == 0, err
+        parts = _restore_chunks(long, tmp_path, capsys, chunks=[(0, 59), (60, 119)])
+        joined = tmp_path / "joined.mkv"
+        code, _, err = run_cli(["join", *parts, "-o", joined, "--source", long], capsys)
+        assert code == 0, err
+        for (pa, fa), (pb, fb) in zip(decode_frames(whole), decode_frames(joined), strict=True):
+            assert pa == pb
+            np.testing.assert_array_equal(fa, fb)
+
+    def test_variable_rate_counts_from_the_start(self, tmp_path):
+        vfr = make_clip(tmp_path / "vfr.mkv", n=60, vfr=True, audio=False)
+        with VideoReader(vfr, frames=(50, 55)) as reader:
+            assert not reader._numbered_by_time
+            items = [i for i in reader if isinstance(i, VideoFrameItem)]
+        with VideoReader(vfr) as reader:
+            every = [i for i in reader if isinstance(i, VideoFrameItem)]
+        assert [i.pts for i in items] == [f.pts for f in every[50:56]]
+
     def test_last_past_the_end_stops_at_the_end(self, clip, tmp_path, capsys):
         out = tmp_path / "tail.mkv"
         code, _, err = run_cli(["restore", clip, "-o", out, "--frames", "50-1000", "-q"], capsys)

@@ -38,6 +38,7 @@ from filmclean.io.pixfmt import (
     is_grey,
 )
 
+_COUNT_FROM_START = 48  # a frame range starting later than this seeks (constant frame rate only)
 _SEEK_MARGIN = Fraction(1, 2)  # seconds before ``start`` to seek to, so no copied packet is missed
 _END_SLACK = Fraction(3, 2)  # frame periods a complete file may end short of its declared length
 _DROPPED_TAGS = {
@@ -331,10 +332,42 @@ class VideoReader:
         self._video.thread_type = "AUTO"
         self._time_base = cast(Fraction, self._video.time_base)  # never None for a demuxed stream
         self._copied = copied_streams(self.container) if frames is None else []
+        # a frame range of a constant-rate stream starts decoding near its first frame, each frame's
+        # number read from its timestamp; otherwise frames are counted from the file's start
+        avg, base = self._video.average_rate, self._video.base_rate
+        self._numbered_by_time = bool(
+            frames is not None and frames[0] > _COUNT_FROM_START and self.info.fps and avg and base and avg == base
+        )
+        if self._numbered_by_time and not self._regular_start():
+            self._numbered_by_time = False
         self._converter = RgbConverter(self.info)
         # QuickTime/MP4 index every sample (after edit lists); other containers may declare a count
         indexed = len(self._video.index_entries)
         self._expected_packets = indexed if "mov" in self.info.container else max(indexed, self.info.n_frames or 0)
+
+    def _regular_start(self) -> bool:
+        """Whether the first :data:`_COUNT_FROM_START` frames lie on the frame-rate grid (from
+        their packets, without decoding); the file is opened afresh afterwards. A variable-rate
+        stream that FFmpeg reports at one rate fails here."""
+        times = []
+        try:
+            for packet in self.container.demux(self._video):
+                if packet.size and packet.pts is not None:
+                    times.append(packet.pts * self._time_base - self.info.start_time)
+                if len(times) >= _COUNT_FROM_START:
+                    break
+        except av.FFmpegError:
+            return False
+        finally:
+            self.container.close()
+            self.container = open_input(self.path)
+            self._video = cast(av.VideoStream, self.container.streams[self.info.video_stream])
+            self._video.thread_type = "AUTO"
+        return len(times) >= _COUNT_FROM_START and all(self._on_grid(t, i) for i, t in enumerate(sorted(times)))
+
+    def _on_grid(self, t: Fraction, number: int) -> bool:
+        """Whether time ``t`` (seconds from the first frame) is frame ``number``'s slot."""
+        return abs(t - Fraction(number) / self.info.fps) <= Fraction(1, 4) / self.info.fps
 
     def __enter__(self) -> VideoReader:
         return self
@@ -358,6 +391,17 @@ class VideoReader:
         return 0
 
     def __iter__(self) -> Iterator[VideoFrameItem | PacketItem]:
+        try:
+            yield from self._read()
+        except _Overshot:  # the seek landed past the range's start: count from the file's start
+            self.container.close()
+            self.container = open_input(self.path)
+            self._video = cast(av.VideoStream, self.container.streams[self.info.video_stream])
+            self._video.thread_type = "AUTO"
+            self._numbered_by_time = False
+            yield from self._read()
+
+    def _read(self) -> Iterator[VideoFrameItem | PacketItem]:
         streams = [self._video, *self._copied]
         state = _ReadState(shift=self._seek_start(streams))
         selected = {s.index for s in streams}
@@ -382,9 +426,11 @@ class VideoReader:
             ) from None
         if state.count == 0:
             if self.frames is not None:
+                n = state.decoded
+                if self._numbered_by_time:  # not all were decoded: the declared count, or duration x rate
+                    n = self.info.n_frames or round((self.info.duration or 0) * float(self.info.fps))
                 raise InputError(
-                    f"no video frames in the requested range {self.frames[0]}-{self.frames[1]}: "
-                    f"the video has {state.decoded} frame(s)",
+                    f"no video frames in the requested range {self.frames[0]}-{self.frames[1]}: the video has {n} frame(s)",
                     self.path,
                 )
             raise InputError(f"no video frames in the requested range start={self.start} end={self.end}", self.path)
@@ -395,6 +441,10 @@ class VideoReader:
     def _seek_start(self, streams: list[av.stream.Stream]) -> dict[int, int]:
         """Seek to just before ``start`` (when it is not the file's start) and return the ticks to
         subtract from each stream's timestamps so that ``start`` becomes 0 (none without ``start``)."""
+        if self._numbered_by_time and self.frames is not None:
+            first = max(0, self.frames[0] - self.context - 2)  # a little early: the check below
+            origin = self.info.start_time + Fraction(first) / self.info.fps
+            self.container.seek(math.floor(origin / self._time_base), stream=self._video)
         if self.start is None:
             return dict.fromkeys((s.index for s in streams), 0)
         origin = self.info.start_time + self.start  # becomes time 0 in the output
@@ -422,6 +472,14 @@ class VideoReader:
         if pts is None:  # no timestamp: derive one from the frame rate
             pts = round((self.info.start_time + state.decoded / self.info.fps) / time_base)
         number = state.decoded
+        if self._numbered_by_time and self.frames is not None:
+            t = pts * time_base - self.info.start_time
+            number = round(t * self.info.fps)
+            before = number < self.frames[0] - self.context
+            # nothing has been yielded before the range: where the seek landed past its start, or a
+            # frame there is off the frame-rate grid, start again counting from the file's start
+            if (state.decoded == 0 and not before) or (before and not self._on_grid(t, number)):
+                raise _Overshot
         state.decoded += 1
         if state.prev_pts is not None:
             state.max_step = max(state.max_step, pts - state.prev_pts)
@@ -522,6 +580,11 @@ class VideoReader:
                 self.path,
             )
         return frame
+
+
+class _Overshot(Exception):
+    """A seek for a frame range cannot be trusted: it landed after the range's first frame, or
+    the frames before the range are off the frame-rate grid."""
 
 
 @dataclass
