@@ -77,14 +77,19 @@ def open_restorer(
 
 
 def restore_image(
-    restorer: Restorer, rgb: np.ndarray, *, out: np.ndarray | None = None, mask: bool = True
+    restorer: Restorer,
+    rgb: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    mask: bool = True,
+    protect: np.ndarray | None = None,
 ) -> RestoredFrame:
     """Restore one frame on its own -- a still, or a frame without usable neighbours -- exactly as
     ``filmclean frames`` does: a temporal model's single-frame partner when it has one (the shipped
     pair), else the model itself (a temporal one with empty neighbours). ``rgb``: ``(H, W, 3)``
-    float32; ``out``, ``mask``: as :meth:`~filmclean.engine.Restorer.restore`."""
+    float32; ``out``, ``mask``, ``protect``: as :meth:`~filmclean.engine.Restorer.restore`."""
     single = restorer.fallback if restorer.temporal and restorer.fallback is not None else restorer
-    return single.restore(rgb, out=out, mask=mask)
+    return single.restore(rgb, out=out, mask=mask, protect=protect)
 
 
 __all__ = ["ModelChoice", "open_restorer", "restore_image"]

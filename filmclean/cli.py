@@ -64,6 +64,7 @@ _OPTION_NAMES = (
     "dust",
     "tta",
     "max_width",
+    "max_area",
     "temporal",
     "threads",
 )
@@ -158,6 +159,15 @@ def option_declarations() -> dict[str, Callable[[Callable[..., Any]], Callable[.
             "9 px apart count as one) is taken for picture and left untouched, whole. Raise it for 4K "
             "scans with large blotches.",
         ),
+        "max_area": click.option(
+            "--max-area",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            callback=lambda ctx, param, value: value or None,
+            help="Mask models: largest repair, in pixels of one detection (0: no limit). A larger one "
+            "(a street light, a star field, lettering) is left untouched, whole.",
+        ),
         "temporal": click.option(
             "--temporal/--no-temporal",
             default=ModelChoice.temporal,
@@ -204,6 +214,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             dust=v["dust"],
             tta=v["tta"],
             max_width=v["max_width"],
+            max_area=v["max_area"],
         )
         return f(**kwargs)
 
@@ -318,6 +329,21 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     help="Also write the damage mask as a greyscale video (mask models only).",
 )
 @click.option(
+    "--mask-bits",
+    type=click.Choice(["8", "16"]),
+    default=None,
+    callback=lambda c, p, v: None if v is None else int(v),
+    help="Bits of the --mask-out video (default: 16 for sources deeper than 8 bits, else 8).",
+)
+@click.option(
+    "--protect",
+    type=click.Path(path_type=str),
+    default=None,
+    metavar="MATTE",
+    help="A protection matte (an image for every frame, an image sequence, or a video; matched by "
+    "frame number): its white pixels (above half) are never changed.",
+)
+@click.option(
     "--frames",
     "frame_range",
     default=None,
@@ -338,6 +364,8 @@ def restore(
     start: float | None,
     end: float | None,
     mask_out: str | None,
+    mask_bits: int | None,
+    protect: str | None,
     frame_range: tuple[int, int] | None,
     force: bool,
     ray_address: str | None,
@@ -359,7 +387,14 @@ def restore(
     if ray_address is not None:
         from .cluster import RayOptions, restore_video_on_ray
 
-        video = VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, force=force, temporal=model.temporal)
+        video = VideoOptions(
+            codec=codec,
+            crf=crf,
+            pix_fmt=pix_fmt,
+            force=force,
+            temporal=model.temporal,
+            matte=Path(protect) if protect else None,
+        )
         if start is not None or end is not None or frame_range is not None or mask_out:
             raise click.BadParameter("--ray restores whole reels: no --start/--end, --frames or --mask-out")
         ray_opts = RayOptions(address=ray_address, chunk=chunk, workers=workers)
@@ -378,6 +413,8 @@ def restore(
         mask_out=Path(mask_out) if mask_out else None,
         temporal=model.temporal,
         frames=frame_range,
+        matte=Path(protect) if protect else None,
+        mask_bits=mask_bits,
     )
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
@@ -400,12 +437,27 @@ def restore(
     help="Folder for greyscale damage masks (mask models only).",
 )
 @click.option(
+    "--mask-format",
+    type=click.Choice(["png", "tiff", "exr"]),
+    default="png",
+    show_default=True,
+    help="--mask-out files: 16-bit PNG or TIFF, or float EXR (the probability exactly).",
+)
+@click.option(
     "--frames",
     "frame_range",
     default=None,
     metavar="FIRST-LAST",
     callback=lambda c, p, v: _frame_range(p, v),
     help=FRAMES_HELP + " Indices count the files in name order.",
+)
+@click.option(
+    "--protect",
+    type=click.Path(path_type=str),
+    default=None,
+    metavar="MATTE",
+    help="A protection matte (one image for every file, or a sequence matched by name, else by "
+    "position): its white pixels (above half) are never changed.",
 )
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @ray_options
@@ -414,6 +466,8 @@ def frames(
     input_spec: str,
     output: str,
     mask_out: str | None,
+    mask_format: str,
+    protect: str | None,
     frame_range: tuple[int, int] | None,
     force: bool,
     ray_address: str | None,
@@ -433,7 +487,16 @@ def frames(
             raise click.BadParameter("--ray restores the whole sequence: no --frames")
         ray_opts = RayOptions(address=ray_address, chunk=chunk, workers=workers)
         stats = restore_frames_on_ray(
-            input_spec, output, model, options, force=force, mask_dir=mask_out, options=ray_opts, quiet=quiet
+            input_spec,
+            output,
+            model,
+            options,
+            force=force,
+            mask_dir=mask_out,
+            options=ray_opts,
+            quiet=quiet,
+            matte=protect,
+            mask_format=mask_format,
         )
         if not quiet:
             click.echo(f"wrote {output}: {stats.summary()}", err=True)
@@ -449,6 +512,8 @@ def frames(
         quiet=quiet,
         temporal=model.temporal,
         frames=frame_range,
+        matte=protect,
+        mask_format=mask_format,
     )
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)

@@ -109,7 +109,15 @@ class _Worker:
         return asdict(restore_video(src, part, self.restorer, opts, quiet=True))
 
     def frames_chunk(
-        self, spec: str, out: str, first: int, last: int, force: bool, mask_dir: str | None
+        self,
+        spec: str,
+        out: str,
+        first: int,
+        last: int,
+        force: bool,
+        mask_dir: str | None,
+        matte: str | None = None,
+        mask_format: str = "png",
     ) -> dict[str, Any]:
         from .pipeline import restore_frames
 
@@ -122,6 +130,8 @@ class _Worker:
             quiet=True,
             temporal=self.temporal,
             frames=(first, last),
+            matte=matte,
+            mask_format=mask_format,
         )
         return asdict(stats)
 
@@ -306,6 +316,8 @@ def restore_frames_on_ray(
     options: RayOptions = RayOptions(),
     quiet: bool = False,
     on_chunk_done: Callable[[int, int, list[Any]], None] | None = None,
+    matte: str | Path | None = None,
+    mask_format: str = "png",
 ) -> RunStats:
     """Restore an image sequence (or stills) on Ray into ``out_dir``: the same files as
     :func:`filmclean.pipeline.restore_frames` on one machine. Finished outputs are skipped (a
@@ -318,7 +330,7 @@ def restore_frames_on_ray(
     files = list_images(spec)
     out = Path(out_dir)
     mdir = Path(mask_dir) if mask_dir is not None else None
-    check_frame_outputs(files, out, mdir)
+    check_frame_outputs(files, out, mdir, mask_format)
     out.mkdir(parents=True, exist_ok=True)
     if mdir is not None:
         mdir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +353,14 @@ def restore_frames_on_ray(
             count,
             todo,
             lambda w, a, b: w.frames_chunk.remote(
-                str(spec), str(out), a, b, force, None if mdir is None else str(mdir)
+                str(spec),
+                str(out),
+                a,
+                b,
+                force,
+                None if mdir is None else str(mdir),
+                None if matte is None else str(matte),
+                mask_format,
             ),
             progress,
             on_chunk_done,

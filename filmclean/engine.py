@@ -69,6 +69,9 @@ class RestoreOptions:
       whole, thin hairs and scratches attached to it included (:func:`wide_detections`).
       Film dust, dirt and blotches are at most about 60 px across on a 2K scan
       (:data:`filmclean.DEFAULT_MAX_WIDTH`); ``None``: no limit.
+    - ``max_area``: for mask networks, the largest repair (pixels of one detection, joined as for
+      ``max_width``) that is made; a larger one -- a street light, a star field, lettering -- is
+      left untouched as a whole. ``None``: no limit.
     """
 
     tile: int | None = DEFAULT_TILE
@@ -78,6 +81,7 @@ class RestoreOptions:
     dust: str = "any"
     tta: int = 1
     max_width: int | None = DEFAULT_MAX_WIDTH
+    max_area: int | None = None
 
     def __post_init__(self) -> None:
         if self.dust not in DUST_POLARITIES:
@@ -86,6 +90,8 @@ class RestoreOptions:
             raise ValueError(f"tta must be one of {', '.join(map(str, TTA_COUNTS))}, got {self.tta!r}")
         if self.max_width is not None and self.max_width < 1:
             raise ValueError(f"max_width must be at least 1 pixel, got {self.max_width!r}")
+        if self.max_area is not None and self.max_area < 1:
+            raise ValueError(f"max_area must be at least 1 pixel, got {self.max_area!r}")
 
 
 @dataclass
@@ -247,7 +253,12 @@ class Restorer:
         return restored, prob
 
     def restore(
-        self, rgb: np.ndarray, stack: np.ndarray | None = None, out: np.ndarray | None = None, mask: bool = True
+        self,
+        rgb: np.ndarray,
+        stack: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+        mask: bool = True,
+        protect: np.ndarray | None = None,
     ) -> RestoredFrame:
         """Restore one frame ``rgb`` ``(H, W, 3)``.
 
@@ -261,8 +272,12 @@ class Restorer:
         outside ``[0, 1]`` in any channel (float EXR/TIFF) are passed through untouched (mask 0); the
         network sees them cleaned (:func:`clean_tile`), so they do not disturb the rest.
         ``mask=False``: do not keep the frame's damage mask (``RestoredFrame.mask`` is ``None``),
-        one frame-sized buffer fewer when nobody asked for it.
+        one frame-sized buffer fewer when nobody asked for it. ``protect`` (``(H, W)`` bool): pixels
+        that pass through bit-identical, mask 0 (a user's protection matte,
+        :class:`filmclean.matte.Matte`).
         """
+        if protect is not None and protect.shape != rgb.shape[:2]:
+            raise ValueError(f"protect must be {rgb.shape[:2]}, got {protect.shape}")
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
@@ -287,12 +302,13 @@ class Restorer:
             out = np.empty((h, w, 3), np.float32)
         elif out.shape != (h, w, 3) or out.dtype != np.float32:
             raise ValueError(f"out must be a float32 ({h}, {w}, 3) array, got {out.dtype} {out.shape}")
-        whole = o.max_width is not None and self.has_mask  # the width filter needs the frame's whole mask
+        # the width and area limits need the frame's whole mask
+        whole = (o.max_width is not None or o.max_area is not None) and self.has_mask
         if o.tta == 1 and not whole and not (np.shares_memory(out, rgb) and not self._in_place_safe(h, w)):
             bands = (
                 (r0, np.transpose(res, (1, 2, 0)), None if m is None else m[0]) for r0, res, m in self._bands(source)
             )
-            return self._compose(rgb, bands, out, mask)
+            return self._compose(rgb, bands, out, mask, None if protect is None or not protect.any() else protect)
         restored, prob = self._infer(source)
         for k in range(1, o.tta):  # test-time augmentation: the mean over o.tta transforms
             res_k, mask_k = self._infer(dihedral(source, k))
@@ -303,7 +319,13 @@ class Restorer:
             restored /= np.float32(o.tta)
             if prob is not None:
                 prob /= np.float32(o.tta)
-        drop = None if prob is None or o.max_width is None else wide_detections(prob[0], o.threshold, o.max_width)
+        drop = None
+        if prob is not None:
+            if protect is not None:  # protected pixels are no detection: nothing there joins regions
+                prob[0][protect] = 0.0
+            drop = limited_detections(prob[0], o.threshold, o.max_width, o.max_area)
+        if protect is not None and protect.any():
+            drop = protect if drop is None else drop | protect
         return self._compose(
             rgb, iter([(0, np.transpose(restored, (1, 2, 0)), None if prob is None else prob[0])]), out, mask, drop
         )
@@ -330,8 +352,8 @@ class Restorer:
     ) -> RestoredFrame:
         """Write the output band by band: the clipped output of a plain network, or for mask
         networks the repair composited over the untouched input (:func:`composite`). ``drop``
-        (``(H, W)`` bool, mask networks): pixels that pass through untouched, mask 0, whatever the
-        network says (:func:`wide_detections`)."""
+        (``(H, W)`` bool): pixels that pass through untouched, mask 0, whatever the network says
+        (:func:`limited_detections`, a protection matte)."""
         o = self.options
         full_mask = np.zeros(rgb.shape[:2], np.float32) if self.has_mask and keep_mask else None
         for r0, repaired, prob in bands:
@@ -339,6 +361,9 @@ class Restorer:
             src = rgb[r0:r1]
             # the usual case, every pixel valid, costs two reductions rather than a mask
             valid = None if in_range(src) else valid_pixels(src)
+            if drop is not None:
+                kept = ~drop[r0:r1]
+                valid = kept if valid is None else valid & kept
             if prob is None:
                 result = np.clip(repaired, 0.0, 1.0)
                 if valid is not None:  # invalid pixels stay as they are
@@ -349,9 +374,6 @@ class Restorer:
             if o.dust != "any":
                 repaired = polarity_clamp(src, repaired, o.dust)
                 prob = np.where((repaired == src).all(axis=-1), np.float32(0.0), prob)
-            if drop is not None:
-                kept = ~drop[r0:r1]
-                valid = kept if valid is None else valid & kept
             chosen = prob
             if valid is not None:  # invalid or dropped pixels stay as they are (even at threshold 0), mask 0
                 prob = np.where(valid, prob, np.float32(0.0))
@@ -485,6 +507,32 @@ def wide_detections(
         return None
     _, labels = cv2.connectedComponents(joined, connectivity=8)
     return cast(np.ndarray, np.isin(labels, np.unique(labels[wide])) & (sel > 0))
+
+
+def limited_detections(
+    prob: np.ndarray, threshold: float, max_width: float | None, max_area: int | None, gap: int = DETECTION_GAP
+) -> np.ndarray | None:
+    """``(H, W)`` bool: the detections of ``prob`` that are left alone for their size -- wider than
+    ``max_width`` (:func:`wide_detections`) or, joined the same way, holding more than ``max_area``
+    detected pixels -- or ``None`` when there is none (or no limit)."""
+    import cv2
+
+    drop = None if max_width is None else wide_detections(prob, threshold, max_width, gap)
+    if max_area is None:
+        return drop
+    sel = (prob >= threshold).astype(np.uint8)
+    joined: np.ndarray = sel
+    if gap > 1:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (gap, gap))
+        joined = cv2.morphologyEx(sel, cv2.MORPH_CLOSE, disc, borderType=cv2.BORDER_REPLICATE)
+    n, labels = cv2.connectedComponents(joined, connectivity=8)
+    area = np.bincount(labels.ravel(), weights=sel.ravel().astype(np.float64), minlength=n)
+    big = area > max_area
+    big[0] = False
+    if not big.any():
+        return drop
+    large = big[labels] & (sel > 0)
+    return large if drop is None else drop | large
 
 
 def composite(

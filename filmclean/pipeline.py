@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -238,6 +238,10 @@ class VideoOptions:
     #: restore only frames ``first`` to ``last`` (indices from 0, both included), keeping their
     #: timestamps, video only: a chunk for ``filmclean join`` (see :class:`filmclean.io.video.VideoReader`)
     frames: tuple[int, int] | None = None
+    #: a protection matte (:class:`filmclean.matte.Matte`): white pixels pass through untouched
+    matte: Path | None = None
+    #: bits of the ``mask_out`` video's samples (8 or 16); ``None``: 16 for sources of more than 8 bits
+    mask_bits: int | None = None
 
 
 @dataclass
@@ -303,6 +307,16 @@ def restore_video(
             raise OutputError("--mask-out must differ from the restored output", options.mask_out)
     info = probe_video(inp)
     _check_range(info, options)
+    matte = None
+    if options.matte is not None:
+        from .matte import Matte
+
+        matte = Matte(options.matte)
+        if matte.kind != "image" and (options.start is not None or options.end is not None):
+            raise InputError(
+                "a matte sequence or video is matched by frame number: use --frames, not --start/--end", inp
+            )
+    first = options.frames[0] if options.frames is not None else 0
     tr = TemporalRestorer(restorer, temporal=options.temporal, spikes=SpikeOptions())
     stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
     t0 = time.perf_counter()
@@ -321,7 +335,9 @@ def restore_video(
             force=options.force,
         ) as writer:
             mask_writer = (
-                MaskWriter(Path(options.mask_out), info, force=options.force) if options.mask_out is not None else None
+                MaskWriter(Path(options.mask_out), info, force=options.force, bits=options.mask_bits)
+                if options.mask_out is not None
+                else None
             )
             try:
                 with Progress(f"restoring {inp.name}", total, quiet) as progress:
@@ -330,8 +346,14 @@ def restore_video(
                         if isinstance(item, (VideoFrameItem, Window)):
                             win = item if isinstance(item, Window) else Window(item, item.index)
                             t = time.perf_counter()
+                            shape = win.current.rgb.shape[:2]
+                            protect = None if matte is None else matte.get(first + win.current.index, shape)
                             res = tr.restore(
-                                win, rgb=_rgb_of, in_place=not tr.use_neighbours, mask=mask_writer is not None
+                                win,
+                                rgb=_rgb_of,
+                                in_place=not tr.use_neighbours,
+                                mask=mask_writer is not None,
+                                protect=protect,
                             )
                             stats.model_seconds += time.perf_counter() - t
                             return replace(win.current, rgb=res.image), res.mask, win.current
@@ -471,8 +493,13 @@ def restore_frames(
     quiet: bool = False,
     temporal: bool = True,
     frames: tuple[int, int] | None = None,
+    matte: str | Path | None = None,
+    mask_format: str = "png",
 ) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
+
+    ``mask_format``: the masks' format (:data:`MASK_FORMATS`). ``matte``: a protection matte (:class:`filmclean.matte.Matte`; a sequence is matched to the
+    files by name, else by position): its white pixels pass through untouched.
 
     ``frames``: only the files ``first`` to ``last`` of the sorted list (indices from 0, both
     included; a ``last`` past the end stops at the end), with the files just outside the range read
@@ -505,25 +532,39 @@ def restore_frames(
     mdir = Path(mask_dir) if mask_dir is not None else None
     if mdir is not None and not restorer.has_mask:
         raise FilmcleanError("--mask-out: this model predicts no damage mask", mdir)
-    check_frame_outputs(files, out, mdir)
+    if mask_format not in MASK_FORMATS:
+        raise FilmcleanError(f"mask format must be one of {', '.join(MASK_FORMATS)}, got {mask_format!r}")
+    check_frame_outputs(files, out, mdir, mask_format)
     created = [d for d in (out, mdir) if d is not None and _make_folder(d)]
     try:
         for d in (out, mdir):
             if d is not None:
                 remove_stale_partials(d)
-        return _restore_files(files, out, mdir, restorer, force, quiet, temporal, chosen)
+        from .matte import Matte
+
+        protection = None if matte is None else Matte(matte)
+        return _restore_files(files, out, mdir, restorer, force, quiet, temporal, chosen, protection, mask_format)
     except BaseException:
         for d in created:
             _remove_if_empty(d)
         raise
 
 
-def mask_name_for(src: Path, mask_dir: Path) -> Path:
-    """Where :func:`restore_frames` writes the damage mask of ``src``."""
-    return mask_dir / (src.stem + ".png")
+MASK_FORMATS: dict[str, tuple[str, Literal["float"] | int]] = {
+    "png": (".png", 16),
+    "tiff": (".tif", 16),
+    "exr": (".exr", "float"),
+}
+"""``--mask-format`` of ``frames``: extension and sample type of the damage masks (16-bit grey PNG
+or TIFF, or 32-bit float EXR, which keeps the probability exactly)."""
 
 
-def check_frame_outputs(files: list[Path], out: Path, mask_dir: Path | None) -> None:
+def mask_name_for(src: Path, mask_dir: Path, fmt: str = "png") -> Path:
+    """Where :func:`restore_frames` writes the damage mask of ``src`` in format ``fmt``."""
+    return mask_dir / (src.stem + MASK_FORMATS[fmt][0])
+
+
+def check_frame_outputs(files: list[Path], out: Path, mask_dir: Path | None, mask_format: str = "png") -> None:
     """Refuse, before anything is written, any output or mask file that would replace an input, and
     masks that would replace restored outputs (or each other): one place for these checks.
 
@@ -539,13 +580,15 @@ def check_frame_outputs(files: list[Path], out: Path, mask_dir: Path | None) -> 
         raise OutputError("output folder is the input folder: outputs would overwrite the inputs", out)
     if mask_dir is None:
         return
-    if mask_dir.resolve() in input_dirs or any(mask_name_for(f, mask_dir).resolve() in inputs for f in files):
+    if mask_dir.resolve() in input_dirs or any(
+        mask_name_for(f, mask_dir, mask_format).resolve() in inputs for f in files
+    ):
         raise OutputError("--mask-out is the input folder: masks would be written among (or over) the inputs", mask_dir)
     if mask_dir.resolve() == out.resolve() or (mask_dir.exists() and out.exists() and same_file(mask_dir, out)):
         raise OutputError(
             "--mask-out must differ from the output folder: masks would replace restored images", mask_dir
         )
-    names = [mask_name_for(f, mask_dir).name for f in files]
+    names = [mask_name_for(f, mask_dir, mask_format).name for f in files]
     clash = {n for n in names if names.count(n) > 1}
     if clash:
         raise OutputError(
@@ -584,6 +627,8 @@ def _restore_files(
     quiet: bool,
     temporal: bool,
     chosen: list[Path] | None = None,
+    matte: Any = None,
+    mask_format: str = "png",
 ) -> RunStats:
     """Restore ``chosen`` (default: all ``files``) of the list ``files``, which is what decides
     whether they are a sequence and which files are each one's neighbours."""
@@ -620,9 +665,12 @@ def _restore_files(
         def process(win: Any) -> Any:
             f, data = win.current
             t = time.perf_counter()
+            protect = None if matte is None else matte.get(position[f], data.rgb.shape[:2], f.stem)
             # without neighbours nothing reads the frame again: restore it in place (one frame-sized
             # buffer fewer, which is what keeps a 100-megapixel scan within a few GB)
-            res = tr.restore(win, rgb=_rgb_of_pair, in_place=not tr.use_neighbours, mask=mdir is not None)
+            res = tr.restore(
+                win, rgb=_rgb_of_pair, in_place=not tr.use_neighbours, mask=mdir is not None, protect=protect
+            )
             stats.model_seconds += time.perf_counter() - t
             return f, data, res
 
@@ -632,7 +680,9 @@ def _restore_files(
             if mdir is not None and res.mask is not None:
                 grey = np.broadcast_to(res.mask[:, :, None], (*res.mask.shape, 3))
                 write_image(
-                    mask_name_for(f, mdir), ImageData(rgb=grey, alpha=None, bits=16, fmt="png", grey=True), force=True
+                    mask_name_for(f, mdir, mask_format),
+                    ImageData(rgb=grey, alpha=None, bits=MASK_FORMATS[mask_format][1], fmt=mask_format, grey=True),
+                    force=True,
                 )
             stats.frames += 1
             progress.advance()

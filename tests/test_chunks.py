@@ -217,7 +217,7 @@ class TestSequenceChunks:
         src = tmp_path / "scan"
         src.mkdir()
         for i in range(60):
-            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=10)
+            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=16)
         whole = tmp_path / "whole"
         code, _, err = run_cli(["frames", src, "-o", whole, "-q"], capsys)
         assert code == 0, err
@@ -240,7 +240,7 @@ class TestSequenceChunks:
         src = tmp_path / "scan"
         src.mkdir()
         for i in range(3):
-            make_dpx(src / f"f_{i}.dpx", _damaged_pattern(i, 32, 24), bits=10)
+            make_dpx(src / f"f_{i}.dpx", _damaged_pattern(i, 32, 24), bits=16)
         code, _, err = run_cli(["frames", src, "-o", tmp_path / "out", "--frames", "5-9"], capsys)
         assert code != 0 and "there are 3 file(s)" in err
         assert not (tmp_path / "out").exists()

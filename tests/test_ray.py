@@ -153,7 +153,7 @@ class TestSequenceOnRay:
         src = tmp_path / "scan"
         src.mkdir()
         for i in range(18):
-            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=10)
+            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=16)
         whole = tmp_path / "whole"
         code, _, err = run_cli(["frames", src, "-o", whole, "-q"], capsys)
         assert code == 0, err

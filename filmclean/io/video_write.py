@@ -469,16 +469,20 @@ class VideoWriter:
 
 class MaskWriter(VideoWriter):
     """Greyscale damage masks as a single-stream video matching ``info`` (size, frame rate, pts,
-    rotation, timecode). ``.mkv``/``.avi``: FFV1 ``gray`` (8-bit sources) or ``gray16le``;
+    rotation, timecode). ``.mkv``/``.avi``: FFV1 ``gray`` (8-bit sources, or ``bits=8``) or
+    ``gray16le`` (deeper sources, or ``bits=16``);
     ``.mov``: ProRes 422 HQ; ``.mp4``: H.264. Other behaviour (atomic file, errors) as
     :class:`VideoWriter`."""
 
-    def __init__(self, path: str | Path, info: VideoInfo, *, force: bool = False) -> None:
-        grey = "gray" if info.bits <= 8 else "gray16le"
+    def __init__(self, path: str | Path, info: VideoInfo, *, force: bool = False, bits: int | None = None) -> None:
+        if bits not in (None, 8, 16):
+            raise OutputError(f"mask bits must be 8 or 16, got {bits}", path)
+        deep = bits == 16 if bits is not None else info.bits > 8
+        grey = "gray16le" if deep else "gray"
         mask_info = replace(
             info,
             pix_fmt=grey,
-            bits=8 if info.bits <= 8 else 16,
+            bits=16 if deep else 8,
             has_alpha=False,
             is_rgb=False,
             color_range=RANGE_JPEG,
