@@ -83,13 +83,46 @@ def restore_image(
     out: np.ndarray | None = None,
     mask: bool = True,
     protect: np.ndarray | None = None,
+    guide: np.ndarray | None = None,
 ) -> RestoredFrame:
     """Restore one frame on its own -- a still, or a frame without usable neighbours -- exactly as
     ``filmclean frames`` does: a temporal model's single-frame partner when it has one (the shipped
     pair), else the model itself (a temporal one with empty neighbours). ``rgb``: ``(H, W, 3)``
-    float32; ``out``, ``mask``, ``protect``: as :meth:`~filmclean.engine.Restorer.restore`."""
+    float32; ``out``, ``mask``, ``protect``, ``guide``: as :meth:`~filmclean.engine.Restorer.restore`."""
     single = restorer.fallback if restorer.temporal and restorer.fallback is not None else restorer
-    return single.restore(rgb, out=out, mask=mask, protect=protect)
+    return single.restore(rgb, out=out, mask=mask, protect=protect, guide=guide)
 
 
-__all__ = ["ModelChoice", "open_restorer", "restore_image"]
+def open_matte_restorer(choice: ModelChoice, options: RestoreOptions | None = None) -> Restorer:
+    """A restorer of ``choice``'s single-frame model that also takes a user's matte
+    (:class:`~filmclean.nets.maskguided.MatteGuidedNet`; ``restore(rgb, guide=...)``), run by
+    PyTorch from the model's ``.safetensors`` weights (the shipped default when ``choice.model`` is
+    ``None``). One-line :class:`~filmclean.errors.ModelError` for a model that cannot take one."""
+    from .backends import TorchBackend
+    from .errors import ModelError
+    from .model import default_model_paths, verify_checksums
+    from .modelfile import load_torch_network
+    from .nets import network_info
+    from .nets.maskguided import MatteGuidedNet
+
+    if choice.model is None:
+        path, _ = default_model_paths()
+        if path is None:
+            raise ModelError("a matte needs the shipped model's .safetensors weights, which are not installed")
+        verify_checksums(path.parent, [path.name])
+    else:
+        path = Path(choice.model)
+        if path.suffix != ".safetensors":
+            raise ModelError("a matte needs the model's .safetensors weights (not an ONNX export)", path)
+    net, _ = load_torch_network(path)
+    try:
+        guided = MatteGuidedNet(net).eval()
+    except ValueError as exc:
+        raise ModelError(f"this model cannot take a matte: {exc}", path) from None
+    device = "cpu" if choice.device == "auto" else choice.device
+    backend = TorchBackend(guided, network_info(guided), device=device, threads=choice.threads)
+    backend.model_file = path
+    return Restorer(backend, options or RestoreOptions(tile=DEFAULT_TILE))
+
+
+__all__ = ["ModelChoice", "open_matte_restorer", "open_restorer", "restore_image"]

@@ -31,7 +31,8 @@ class NetworkInfo:
       whole-frame result;
     - ``has_mask``: the network returns ``(restored, mask)``, the mask being the damage probability;
     - ``in_channels``: 3 for single frames, 11 for the temporal stack
-      (:data:`filmclean.temporal.STACK_CHANNELS`).
+      (:data:`filmclean.temporal.STACK_CHANNELS`), 5 for a frame and a user's matte
+      (:class:`filmclean.nets.maskguided.MatteGuidedNet`).
     """
 
     size_multiple: int = 1
@@ -55,7 +56,7 @@ class NetworkInfo:
     @property
     def temporal(self) -> bool:
         """Whether the network takes the temporal stack rather than one RGB frame."""
-        return self.in_channels != 3
+        return self.in_channels == 11  # filmclean.temporal.STACK_CHANNELS
 
     def __getitem__(self, key: str) -> Any:
         """Read access by field name, for code written against the former plain dict."""

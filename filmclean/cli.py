@@ -268,16 +268,42 @@ def ray_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def matte_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--matte PATH`` and ``--matte-mode exact|add`` (restore and frames)."""
+    f = click.option(
+        "--matte-mode",
+        type=click.Choice(["exact", "add"]),
+        default="exact",
+        show_default=True,
+        help="With --matte: repair exactly the matte and nowhere else, or add it to what the model finds.",
+    )(f)
+    return click.option(
+        "--matte",
+        type=click.Path(path_type=str),
+        default=None,
+        metavar="MATTE",
+        help="A defect matte (an image for every frame, an image sequence, or a video; matched by frame "
+        "number; white = damage): the model repairs from it (its PyTorch weights run).",
+    )(f)
+
+
 FRAMES_HELP = (
     "Restore only frames FIRST-LAST (indices from 0, both included), reading the frames just outside "
     "as neighbours: chunks restored apart equal one whole run."
 )
 
 
-def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> Restorer:
-    restorer = model.open(options)
+def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool, matte_mode: str | None = None) -> Restorer:
+    if matte_mode is not None:
+        from .api import open_matte_restorer
+
+        restorer = open_matte_restorer(model, options)
+    else:
+        restorer = model.open(options)
     if not quiet:
-        if not restorer.temporal:
+        if matte_mode is not None:
+            mode = f"single-frame model guided by the matte ({matte_mode})"
+        elif not restorer.temporal:
             mode = "single-frame model" + (
                 "; reels and sequences: spike test with the neighbours first"
                 if model.temporal
@@ -353,6 +379,7 @@ def _make_restorer(model: ModelChoice, options: RestoreOptions, quiet: bool) -> 
     "`filmclean join` puts chunks together with the source's audio.",
 )
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output.")
+@matte_options
 @ray_options
 @model_options
 def restore(
@@ -371,6 +398,8 @@ def restore(
     ray_address: str | None,
     chunk: int,
     workers: int | None,
+    matte: str | None,
+    matte_mode: str,
     model: ModelChoice,
     options: RestoreOptions,
     quiet: bool,
@@ -384,6 +413,8 @@ def restore(
         raise click.BadParameter("--end must be after --start")
     if frame_range is not None and (start is not None or end is not None):
         raise click.BadParameter("--frames cannot be combined with --start/--end")
+    if ray_address is not None and matte:
+        raise click.BadParameter("--matte cannot be used with --ray yet")
     if ray_address is not None:
         from .cluster import RayOptions, restore_video_on_ray
 
@@ -402,7 +433,7 @@ def restore(
         if not quiet:
             click.echo(f"wrote {output}: {stats.summary()}", err=True)
         return
-    restorer = _make_restorer(model, options, quiet)
+    restorer = _make_restorer(model, options, quiet, matte_mode if matte else None)
     opts = VideoOptions(
         codec=codec,
         crf=crf,
@@ -415,6 +446,8 @@ def restore(
         frames=frame_range,
         matte=Path(protect) if protect else None,
         mask_bits=mask_bits,
+        guide=Path(matte) if matte else None,
+        guide_mode=matte_mode,
     )
     stats = restore_video(input_path, output, restorer, opts, quiet=quiet)
     if not quiet:
@@ -460,6 +493,7 @@ def restore(
     "position): its white pixels (above half) are never changed.",
 )
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
+@matte_options
 @ray_options
 @model_options
 def frames(
@@ -473,6 +507,8 @@ def frames(
     ray_address: str | None,
     chunk: int,
     workers: int | None,
+    matte: str | None,
+    matte_mode: str,
     model: ModelChoice,
     options: RestoreOptions,
     quiet: bool,
@@ -480,6 +516,8 @@ def frames(
     """Restore still scans or an image sequence (folder, glob or file: PNG, TIFF, DPX, EXR, JPEG)."""
     from .pipeline import restore_frames
 
+    if ray_address is not None and matte:
+        raise click.BadParameter("--matte cannot be used with --ray yet")
     if ray_address is not None:
         from .cluster import RayOptions, restore_frames_on_ray
 
@@ -502,7 +540,7 @@ def frames(
             click.echo(f"wrote {output}: {stats.summary()}", err=True)
         return
 
-    restorer = _make_restorer(model, options, quiet)
+    restorer = _make_restorer(model, options, quiet, matte_mode if matte else None)
     stats = restore_frames(
         input_spec,
         output,
@@ -514,6 +552,8 @@ def frames(
         frames=frame_range,
         matte=protect,
         mask_format=mask_format,
+        guide=matte,
+        guide_mode=matte_mode,
     )
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)

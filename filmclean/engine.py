@@ -146,7 +146,12 @@ class Restorer:
     @property
     def temporal(self) -> bool:
         """Whether the network takes the 11-channel stack of :func:`filmclean.temporal.build_stack`."""
-        return self.in_channels != 3
+        return self.info.temporal
+
+    @property
+    def guided(self) -> bool:
+        """Whether the network takes a user's matte besides the frame (``restore(..., guide=...)``)."""
+        return self.in_channels == GUIDED_CHANNELS
 
     def _grid(self, h: int, w: int) -> TileGrid:
         """The tile plan for ``h x w`` frames (see :meth:`_plan`)."""
@@ -259,6 +264,7 @@ class Restorer:
         out: np.ndarray | None = None,
         mask: bool = True,
         protect: np.ndarray | None = None,
+        guide: np.ndarray | None = None,
     ) -> RestoredFrame:
         """Restore one frame ``rgb`` ``(H, W, 3)``.
 
@@ -278,6 +284,10 @@ class Restorer:
         """
         if protect is not None and protect.shape != rgb.shape[:2]:
             raise ValueError(f"protect must be {rgb.shape[:2]}, got {protect.shape}")
+        if self.guided != (guide is not None):
+            raise ValueError("a matte-guided network needs a guide, and only it takes one")
+        if guide is not None and guide.shape != (2, *rgb.shape[:2]):
+            raise ValueError(f"guide must be (2, {rgb.shape[0]}, {rgb.shape[1]}), got {guide.shape}")
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) frame, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
@@ -296,6 +306,8 @@ class Restorer:
                 raise ValueError(f"expected a ({self.in_channels}, {h}, {w}) stack, got shape {source.shape}")
         elif stack is not None:
             raise ValueError("this network takes single frames; no stack")
+        elif guide is not None:
+            source = np.concatenate([np.transpose(rgb, (2, 0, 1)), guide.astype(np.float32, copy=False)])
         else:
             source = np.transpose(rgb, (2, 0, 1))
         if out is None:
@@ -324,6 +336,8 @@ class Restorer:
             if protect is not None:  # protected pixels are no detection: nothing there joins regions
                 prob[0][protect] = 0.0
             drop = limited_detections(prob[0], o.threshold, o.max_width, o.max_area)
+            if drop is not None and guide is not None:  # the user's matte is repaired whatever its size
+                drop &= ~(guide[0] > 0.5)
         if protect is not None and protect.any():
             drop = protect if drop is None else drop | protect
         return self._compose(
@@ -383,6 +397,9 @@ class Restorer:
                 full_mask[r0:r1] = prob
         return RestoredFrame(out, full_mask)
 
+
+GUIDED_CHANNELS = 5
+"""Input channels of a matte-guided network: RGB, the matte, the weight of the own detections."""
 
 RELEASE_PIXELS = 20_000_000
 """Frames of at least this many pixels (beyond 4K) hand the network's working memory back to the

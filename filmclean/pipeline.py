@@ -240,6 +240,10 @@ class VideoOptions:
     frames: tuple[int, int] | None = None
     #: a protection matte (:class:`filmclean.matte.Matte`): white pixels pass through untouched
     matte: Path | None = None
+    #: a matte for a matte-guided restorer (:func:`filmclean.api.open_matte_restorer`), and how it
+    #: is used: ``"exact"`` (repair there and nowhere else) or ``"add"`` (besides what the model finds)
+    guide: Path | None = None
+    guide_mode: str = "exact"
     #: bits of the ``mask_out`` video's samples (8 or 16); ``None``: 16 for sources of more than 8 bits
     mask_bits: int | None = None
 
@@ -316,6 +320,13 @@ def restore_video(
             raise InputError(
                 "a matte sequence or video is matched by frame number: use --frames, not --start/--end", inp
             )
+    guide_matte = None if options.guide is None else _guide_source(options.guide, options.guide_mode, restorer)
+    if (
+        guide_matte is not None
+        and guide_matte[0].kind != "image"
+        and (options.start is not None or options.end is not None)
+    ):
+        raise InputError("a matte sequence or video is matched by frame number: use --frames, not --start/--end", inp)
     first = options.frames[0] if options.frames is not None else 0
     tr = TemporalRestorer(restorer, temporal=options.temporal, spikes=SpikeOptions())
     stats = RunStats(backend=restorer.backend.describe(), temporal=tr.use_neighbours)
@@ -347,13 +358,15 @@ def restore_video(
                             win = item if isinstance(item, Window) else Window(item, item.index)
                             t = time.perf_counter()
                             shape = win.current.rgb.shape[:2]
-                            protect = None if matte is None else matte.get(first + win.current.index, shape)
+                            number = first + win.current.index
+                            protect = None if matte is None else matte.get(number, shape)
                             res = tr.restore(
                                 win,
                                 rgb=_rgb_of,
                                 in_place=not tr.use_neighbours,
                                 mask=mask_writer is not None,
                                 protect=protect,
+                                guide=_guide_for(guide_matte, number, shape),
                             )
                             stats.model_seconds += time.perf_counter() - t
                             return replace(win.current, rgb=res.image), res.mask, win.current
@@ -383,6 +396,31 @@ def restore_video(
                 raise
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+GUIDE_MODES = ("exact", "add")
+
+
+def _guide_source(path: Path, mode: str, restorer: Restorer) -> tuple[Any, float]:
+    """``(matte, detection weight)`` for a matte-guided run; one-line errors otherwise."""
+    from .matte import Matte
+
+    if mode not in GUIDE_MODES:
+        raise FilmcleanError(f"--matte-mode must be one of {', '.join(GUIDE_MODES)}, got {mode!r}")
+    if not getattr(restorer, "guided", False):
+        raise FilmcleanError("--matte needs a matte-guided restorer (filmclean.api.open_matte_restorer)")
+    return Matte(path), 0.0 if mode == "exact" else 1.0
+
+
+def _guide_for(
+    source: tuple[Any, float] | None, number: int, shape: tuple[int, int], name: str | None = None
+) -> np.ndarray | None:
+    """The ``(2, H, W)`` guide of frame ``number``: the matte (1 inside) and the detection weight."""
+    if source is None:
+        return None
+    matte, keep = source
+    inside = matte.get(number, shape, name)
+    return np.stack([inside.astype(np.float32), np.full(shape, keep, np.float32)])
 
 
 def _item_bytes(item: Any) -> int:
@@ -495,9 +533,12 @@ def restore_frames(
     frames: tuple[int, int] | None = None,
     matte: str | Path | None = None,
     mask_format: str = "png",
+    guide: str | Path | None = None,
+    guide_mode: str = "exact",
 ) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
 
+    ``guide``/``guide_mode``: a matte for a matte-guided restorer (see :class:`VideoOptions`).
     ``mask_format``: the masks' format (:data:`MASK_FORMATS`). ``matte``: a protection matte (:class:`filmclean.matte.Matte`; a sequence is matched to the
     files by name, else by position): its white pixels pass through untouched.
 
@@ -543,7 +584,10 @@ def restore_frames(
         from .matte import Matte
 
         protection = None if matte is None else Matte(matte)
-        return _restore_files(files, out, mdir, restorer, force, quiet, temporal, chosen, protection, mask_format)
+        guided = None if guide is None else _guide_source(Path(guide), guide_mode, restorer)
+        return _restore_files(
+            files, out, mdir, restorer, force, quiet, temporal, chosen, protection, mask_format, guided
+        )
     except BaseException:
         for d in created:
             _remove_if_empty(d)
@@ -629,6 +673,7 @@ def _restore_files(
     chosen: list[Path] | None = None,
     matte: Any = None,
     mask_format: str = "png",
+    guided: tuple[Any, float] | None = None,
 ) -> RunStats:
     """Restore ``chosen`` (default: all ``files``) of the list ``files``, which is what decides
     whether they are a sequence and which files are each one's neighbours."""
@@ -669,7 +714,12 @@ def _restore_files(
             # without neighbours nothing reads the frame again: restore it in place (one frame-sized
             # buffer fewer, which is what keeps a 100-megapixel scan within a few GB)
             res = tr.restore(
-                win, rgb=_rgb_of_pair, in_place=not tr.use_neighbours, mask=mdir is not None, protect=protect
+                win,
+                rgb=_rgb_of_pair,
+                in_place=not tr.use_neighbours,
+                mask=mdir is not None,
+                protect=protect,
+                guide=_guide_for(guided, position[f], data.rgb.shape[:2], f.stem),
             )
             stats.model_seconds += time.perf_counter() - t
             return f, data, res

@@ -121,32 +121,41 @@ class TemporalRestorer:
         in_place: bool = False,
         mask: bool = True,
         protect: np.ndarray | None = None,
+        guide: np.ndarray | None = None,
     ) -> RestoredFrame:
         """Restore ``window``'s current frame. ``in_place``: the restored frame may overwrite the
         current frame's array (when nothing reads it afterwards, e.g. no neighbours are used);
         ``mask=False``: the damage mask is not kept (see :meth:`Restorer.restore`); ``protect``:
-        ``(H, W)`` bool pixels that pass through bit-identical (a protection matte)."""
+        ``(H, W)`` bool pixels that pass through bit-identical (a protection matte); ``guide``: a
+        matte-guided restorer's ``(2, H, W)`` matte and detection weight
+        (:meth:`filmclean.engine.Restorer.restore`); with weight 0 the spike test repairs only
+        inside the matte too."""
         cur = rgb(window.current)
         out = cur if in_place and cur.dtype == np.float32 and cur.flags.writeable else None
         single = self.restorer.fallback if self.restorer.temporal and self.restorer.fallback is not None else None
         if self.aligner is None:
-            return restore_image(self.restorer, cur, out=out, mask=mask, protect=protect)
+            return restore_image(self.restorer, cur, out=out, mask=mask, protect=protect, guide=guide)
         prev = None if window.prev is None else rgb(window.prev)
         nxt = None if window.next is None else rgb(window.next)
         stack = self.aligner.stack(cur, window.index, prev, window.index - 1, nxt, window.index + 1)
         if self.spikes is not None:
             if not stack[TRUST].any():
                 self.fallbacks += 1
-                return self.restorer.restore(cur, out=out, mask=mask, protect=protect)
-            return self.restore_with_spikes(stack, out=out, mask=mask, protect=protect)
+                return self.restorer.restore(cur, out=out, mask=mask, protect=protect, guide=guide)
+            return self.restore_with_spikes(stack, out=out, mask=mask, protect=protect, guide=guide)
         if single is not None and not stack[TRUST].any():
             self.fallbacks += 1
             # no usable neighbour at all: the single-frame model
-            return single.restore(cur, out=out, mask=mask, protect=protect)
-        return self.restorer.restore(cur, stack, out=out, mask=mask, protect=protect)
+            return single.restore(cur, out=out, mask=mask, protect=protect, guide=guide)
+        return self.restorer.restore(cur, stack, out=out, mask=mask, protect=protect, guide=guide)
 
     def restore_with_spikes(
-        self, stack: np.ndarray, out: np.ndarray | None = None, mask: bool = True, protect: np.ndarray | None = None
+        self,
+        stack: np.ndarray,
+        out: np.ndarray | None = None,
+        mask: bool = True,
+        protect: np.ndarray | None = None,
+        guide: np.ndarray | None = None,
     ) -> RestoredFrame:
         """Restore the current frame of ``stack`` (:func:`filmclean.temporal.build_stack`) with a
         single-frame network and the spike test (see the class docstring). The mask, when kept, is
@@ -156,8 +165,12 @@ class TemporalRestorer:
         if protect is not None:
             found.mask &= ~protect
             found.core &= ~protect
+        if guide is not None and not guide[1].any():  # exactly the matte: no spike repair outside it
+            inside = guide[0] > 0.5
+            found.mask &= inside
+            found.core &= inside
         repaired = spike_repair(stack, found)
-        res = self.restorer.restore(repaired, out=out, mask=True, protect=protect)
+        res = self.restorer.restore(repaired, out=out, mask=True, protect=protect, guide=guide)
         differs = res.image != repaired
         changed = differs[..., 0] | differs[..., 1] | differs[..., 2]
         undo = persistent_detections(changed, consistent_pixels(stack, found, options))

@@ -158,3 +158,51 @@ def test_matte_module_reads_sequences_by_name(tmp_path):
 
     with pytest.raises(InputError, match="no matte for frame 7"):
         matte.get(7, (8, 8), "unknown")
+
+
+class TestDefectMatte:
+    """--matte: the model repairs from the user's matte, exactly there or added to its own finds."""
+
+    @pytest.fixture()
+    def scene(self, tmp_path):
+        img = _damaged_pattern(0).copy()  # dark specks the model finds
+        img[40:46, 60:66] = 60000  # a light blotch, marked only in the matte
+        src = tmp_path / "scan"
+        src.mkdir()
+        make_png(src / "still.png", img)
+        matte = np.zeros((64, 96), np.uint8)
+        matte[38:48, 58:68] = 255
+        make_png(tmp_path / "matte.png", matte)
+        return src, tmp_path / "matte.png", matte > 0
+
+    def _run(self, args, capsys):
+        code, _, err = run_cli(args, capsys)
+        assert code == 0, err
+        return err
+
+    def test_exact_changes_only_inside_the_matte(self, scene, tmp_path, capsys):
+        src, matte, inside = scene
+        self._run(["frames", src, "-o", tmp_path / "exact", "--matte", matte, "--matte-mode", "exact", "-q"], capsys)
+        a, b = read_image(src / "still.png").rgb, read_image(tmp_path / "exact" / "still.png").rgb
+        changed = (a != b).any(axis=-1)
+        assert changed.any() and not (changed & ~inside).any()
+        assert b[40:46, 60:66].mean() < a[40:46, 60:66].mean() - 0.2  # the blotch filled from around it
+
+    def test_add_keeps_the_models_own_repairs(self, scene, tmp_path, capsys):
+        src, matte, inside = scene
+        self._run(["frames", src, "-o", tmp_path / "plain", "-q"], capsys)
+        self._run(["frames", src, "-o", tmp_path / "add", "--matte", matte, "--matte-mode", "add", "-q"], capsys)
+        a = read_image(src / "still.png").rgb
+        plain, add = read_image(tmp_path / "plain" / "still.png").rgb, read_image(tmp_path / "add" / "still.png").rgb
+        own = (plain != a).any(axis=-1) & ~inside
+        assert own.any()
+        assert ((add != a).any(axis=-1) | ~own).all()  # what the model repairs alone, it still repairs
+        assert add[40:46, 60:66].mean() < a[40:46, 60:66].mean() - 0.2
+
+    def test_an_onnx_model_is_refused(self, scene, tmp_path, capsys):
+        from filmclean.model import default_model_paths
+
+        src, matte, _ = scene
+        onnx = default_model_paths()[1]
+        code, _, err = run_cli(["frames", src, "-o", tmp_path / "x", "--matte", matte, "--model", onnx], capsys)
+        assert code != 0 and ".safetensors" in err and "Traceback" not in err

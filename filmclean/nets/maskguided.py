@@ -228,23 +228,36 @@ class MaskGuidedNet(nn.Module):
             d1 = self.fine_dec(d1)
         return d1, x2
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(delta, mask_logits)`` at full resolution: ``(N,3,H,W)`` and ``(N,1,H,W)``.
 
-        ``x + delta`` is the repair (unclamped)."""
+        ``x + delta`` is the repair (unclamped). ``guide``: see :meth:`heads`."""
         d1, x2 = self.trunk(x)
-        return self.heads(d1, x, x2)
+        return self.heads(d1, x, x2, guide=guide)
 
     def heads(
-        self, d1: torch.Tensor, x: torch.Tensor, x2: torch.Tensor, extra2: torch.Tensor | None = None
+        self,
+        d1: torch.Tensor,
+        x: torch.Tensor,
+        x2: torch.Tensor,
+        extra2: torch.Tensor | None = None,
+        guide: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(delta, mask_logits)`` from the decoder features ``d1``, the picture ``x`` (RGB), its 2x2
         fold ``x2`` and optional further folded inputs ``extra2`` (a temporal network's neighbours),
-        which the heads see after the single-frame inputs."""
+        which the heads see after the single-frame inputs.
+
+        ``guide`` ``(N, 2, H, W)`` (fill-and-refine networks): a user's matte ``add`` and a weight
+        ``keep`` of the network's own detections; the fill and the refinement then work from the mask
+        ``max(prob * keep, add)`` -- the matte alone (``keep`` 0) or added to the detections (1) --
+        and the returned logits are that mask's (``+-30`` where it is 0 or 1)."""
         more = [] if extra2 is None else [extra2]
         if self.fill_levels:
             logits = F.pixel_shuffle(self.mask_head(torch.cat([d1, x2, *more], dim=1)), 2)
             prob = torch.sigmoid(self.grow(logits))
+            if guide is not None:
+                prob = torch.maximum(prob * guide[:, 1:2], guide[:, 0:1])
+                logits = torch.logit(prob, eps=1e-13)
             fill = push_pull_fill(x, 1.0 - prob, self.fill_levels)
             change = self.refine(
                 torch.cat([d1, x2, F.pixel_unshuffle(fill, 2), F.pixel_unshuffle(prob, 2), *more], dim=1)
@@ -315,3 +328,29 @@ class MaskGuidedNet(nn.Module):
         if self.training:
             return x + delta, torch.sigmoid(self.grow(logits)), logits
         return (x + delta).clamp(0.0, 1.0), torch.sigmoid(self.grow(logits))
+
+
+class MatteGuidedNet(nn.Module):
+    """A fill-and-refine :class:`MaskGuidedNet` that also takes a user's matte (``--matte``).
+
+    Input ``(N, 5, H, W)``: the picture (RGB), the matte ``add`` (1: damage there) and ``keep``, the
+    weight of the network's own detections (0: repair exactly the matte; 1: the matte added to
+    what the network finds). Output as the network's: ``(restored, mask)``, the mask being the one
+    the repair was made from, ``max(prob * keep, add)``. Same weights, same receptive radius.
+    """
+
+    has_mask = True
+    in_channels = 5
+
+    def __init__(self, base: MaskGuidedNet) -> None:
+        super().__init__()
+        if not getattr(base, "fill_levels", 0):
+            raise ValueError("a matte needs a fill-and-refine network (fill_levels > 0)")
+        self.base = base
+        self.size_multiple = base.size_multiple
+        self.receptive_radius = base.receptive_radius
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, guide = x[:, :3], x[:, 3:5]
+        delta, logits = self.base.features(rgb, guide=guide)
+        return (rgb + delta).clamp(0.0, 1.0), torch.sigmoid(logits)

@@ -94,7 +94,7 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
         spike = same * torch.sign(tp) * torch.minimum(tp.abs(), tn.abs())
         return torch.cat([tp, tn, spike], dim=1)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         cur = x[:, CURRENT]
         x2 = F.pixel_unshuffle(cur, 2)
         extra2 = F.pixel_unshuffle(x[:, NEIGHBOURS], 2)
@@ -105,7 +105,7 @@ class TemporalMaskGuidedNet(MaskGuidedNet):
         e3 = self.mid(self.down3(e2))
         d2 = self.dec2(F.interpolate(self.up3(e3), scale_factor=2.0, mode="nearest") + e2)
         d1 = self.dec1(F.interpolate(self.up2(d2), scale_factor=2.0, mode="nearest") + e1)
-        return self.heads(d1, cur, x2, extra2)
+        return self.heads(d1, cur, x2, extra2, guide=guide)
 
     def forward(self, x: torch.Tensor):
         delta, logits = self.features(x)
