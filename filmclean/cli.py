@@ -492,6 +492,19 @@ def restore(
     help="A protection matte (one image for every file, or a sequence matched by name, else by "
     "position): its white pixels (above half) are never changed.",
 )
+@click.option(
+    "--infrared",
+    is_flag=True,
+    help="The files' fourth channel is the scanner's infrared record (RGBI TIFF, DPX/EXR): its dust and "
+    "scratch map is added to what the model finds, and the channel is written back unchanged.",
+)
+@click.option(
+    "--ir-threshold",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.12,
+    show_default=True,
+    help="With --infrared: how far below the film base's infrared level (a share of it) a defect is.",
+)
 @click.option("--force", "-f", is_flag=True, help="Redo outputs that already exist (default: skip them, i.e. resume).")
 @matte_options
 @ray_options
@@ -509,6 +522,8 @@ def frames(
     workers: int | None,
     matte: str | None,
     matte_mode: str,
+    infrared: bool,
+    ir_threshold: float,
     model: ModelChoice,
     options: RestoreOptions,
     quiet: bool,
@@ -540,7 +555,10 @@ def frames(
             click.echo(f"wrote {output}: {stats.summary()}", err=True)
         return
 
-    restorer = _make_restorer(model, options, quiet, matte_mode if matte else None)
+    if ray_address is not None and infrared:
+        raise click.BadParameter("--infrared cannot be used with --ray yet")
+    guided_mode = matte_mode if matte else ("add" if infrared else None)
+    restorer = _make_restorer(model, options, quiet, guided_mode)
     stats = restore_frames(
         input_spec,
         output,
@@ -554,7 +572,10 @@ def frames(
         mask_format=mask_format,
         guide=matte,
         guide_mode=matte_mode,
+        infrared=ir_threshold if infrared else None,
     )
+    for note in stats.notes:
+        click.echo(f"note: {note}", err=True)
     if not quiet:
         click.echo(f"wrote {output}: {stats.summary()}", err=True)
 

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -261,6 +261,8 @@ class RunStats:
     alone: int = 0  # frames restored without neighbours (none usable)
     spike_pixels: int = 0  # pixels repaired from the aligned neighbours (spike test)
     kept_pixels: int = 0  # single-frame repairs left undone: the neighbours show the same
+    notes: list[str] = field(default_factory=list)  # things the user should know, one line each
+    infrared_pixels: int = 0  # pixels the infrared channel marked as defects
 
     @property
     def fps(self) -> float:
@@ -278,6 +280,8 @@ class RunStats:
             if self.alone:
                 s += f", {self.alone} frame(s) without a usable neighbour restored alone"
             s += ")"
+        if self.infrared_pixels:
+            s += f"; {self.infrared_pixels} px marked by the infrared channel"
         if self.skipped:
             s += f"; {self.skipped} already done, skipped"
         return s
@@ -423,6 +427,31 @@ def _guide_for(
     return np.stack([inside.astype(np.float32), np.full(shape, keep, np.float32)])
 
 
+def _with_infrared(
+    guide: np.ndarray | None, data: Any, path: Path, threshold: float | None, stats: RunStats
+) -> np.ndarray | None:
+    """``guide`` with the defects of ``data``'s infrared channel added (``threshold`` ``None``: as
+    it is). A channel that repeats the picture adds nothing; the reason goes to ``stats.notes``."""
+    if threshold is None:
+        return guide
+    from .infrared import infrared_defects
+
+    if data.alpha is None:
+        raise InputError("--infrared: the image has no fourth (infrared) channel", path)
+    h, w = data.rgb.shape[:2]
+    if guide is None:
+        guide = np.stack([np.zeros((h, w), np.float32), np.ones((h, w), np.float32)])
+    found = infrared_defects(data.rgb, data.alpha, threshold)
+    if found.mask is None:
+        note = f"{path.name}: {found.reason}"
+        if not any(n.endswith(found.reason or "") for n in stats.notes):
+            stats.notes.append(note)
+        return guide
+    stats.infrared_pixels += int(found.mask.sum())
+    guide[0] = np.maximum(guide[0], found.mask.astype(np.float32))
+    return guide
+
+
 def _item_bytes(item: Any) -> int:
     frame = item.current if isinstance(item, Window) else item
     rgb = getattr(frame, "rgb", None)
@@ -535,10 +564,15 @@ def restore_frames(
     mask_format: str = "png",
     guide: str | Path | None = None,
     guide_mode: str = "exact",
+    infrared: float | None = None,
 ) -> RunStats:
     """Restore still images or an image sequence into ``out_dir`` with the same names and formats.
 
     ``guide``/``guide_mode``: a matte for a matte-guided restorer (see :class:`VideoOptions`).
+    ``infrared``: the files' fourth channel is a scanner's infrared record; its defects
+    (:func:`filmclean.infrared.infrared_defects` with this threshold) are added to what a
+    matte-guided restorer finds, and the channel is written back unchanged. A channel that repeats
+    the picture is not used (one note in the statistics).
     ``mask_format``: the masks' format (:data:`MASK_FORMATS`). ``matte``: a protection matte (:class:`filmclean.matte.Matte`; a sequence is matched to the
     files by name, else by position): its white pixels pass through untouched.
 
@@ -585,8 +619,10 @@ def restore_frames(
 
         protection = None if matte is None else Matte(matte)
         guided = None if guide is None else _guide_source(Path(guide), guide_mode, restorer)
+        if infrared is not None and not getattr(restorer, "guided", False):
+            raise FilmcleanError("--infrared needs a matte-guided restorer (filmclean.api.open_matte_restorer)")
         return _restore_files(
-            files, out, mdir, restorer, force, quiet, temporal, chosen, protection, mask_format, guided
+            files, out, mdir, restorer, force, quiet, temporal, chosen, protection, mask_format, guided, infrared
         )
     except BaseException:
         for d in created:
@@ -674,6 +710,7 @@ def _restore_files(
     matte: Any = None,
     mask_format: str = "png",
     guided: tuple[Any, float] | None = None,
+    infrared: float | None = None,
 ) -> RunStats:
     """Restore ``chosen`` (default: all ``files``) of the list ``files``, which is what decides
     whether they are a sequence and which files are each one's neighbours."""
@@ -719,7 +756,9 @@ def _restore_files(
                 in_place=not tr.use_neighbours,
                 mask=mdir is not None,
                 protect=protect,
-                guide=_guide_for(guided, position[f], data.rgb.shape[:2], f.stem),
+                guide=_with_infrared(
+                    _guide_for(guided, position[f], data.rgb.shape[:2], f.stem), data, f, infrared, stats
+                ),
             )
             stats.model_seconds += time.perf_counter() - t
             return f, data, res
