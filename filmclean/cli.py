@@ -604,6 +604,29 @@ def join(parts: tuple[str, ...], output: str, source: str | None, force: bool, q
         )
 
 
+@cli.command()
+@click.argument("original", metavar="ORIGINAL")
+@click.argument("restored", metavar="RESTORED")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="The HTML page.")
+@click.option(
+    "--frames",
+    "count",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Reels: how many of the most changed frames to show.",
+)
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing page.")
+def review(original: str, restored: str, output: str, count: int, force: bool) -> None:
+    """Write one self-contained HTML page to review the repairs: ORIGINAL and RESTORED are two folders
+    of stills or sequences (files paired by name) or two videos. Clicking a repair rejects it; the
+    page exports protect mattes for `--protect`."""
+    from .review import write_review
+
+    stats = write_review(original, restored, output, frames=count, force=force)
+    click.echo(f"wrote {output}: {stats.pictures} picture(s), {stats.repairs} repair(s)", err=True)
+
+
 @cli.command("farm-job", context_settings={"ignore_unknown_options": True})
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="Restored reel.")

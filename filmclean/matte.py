@@ -1,8 +1,10 @@
 """Protection mattes: the pixels a user never wants touched (titles, stars, glints, lettering).
 
 A matte is a greyscale (or RGB: its brightest channel counts) picture, white where the picture is
-protected: a single image for every frame; an image sequence (a folder or a glob) matched to the
-frames by name (the frame's file stem) or else by position; or a video, matched by frame number.
+protected: a single image for every frame; an image sequence (a folder or a glob), matched to an
+image sequence's files by name (the file stem) or else by position, and to a reel's frames by the
+number in its file names (``frame_000123.png`` for frame 123, from 0; frames without a file are not
+protected, as ``filmclean review`` exports them); or a video, matched by frame number.
 It may come from any editor, an edited ``--mask-out``, Nuke or Resolve. A pixel is protected where
 the matte is above one half; such pixels pass through bit-identical, whatever the model or the
 neighbours say.
@@ -73,6 +75,10 @@ class Matte:
             return self._check(self._single, shape, self.path)
         if self.kind == "sequence":
             f = self._by_stem.get(name) if name is not None else None
+            if f is None and name is None:  # a reel's frame: the file named with its number, if any
+                f = self._by_number().get(index)
+                if f is None:
+                    return np.zeros(shape, bool)
             if f is None:
                 if not 0 <= index < len(self._files):
                     raise InputError(
@@ -81,6 +87,17 @@ class Matte:
                 f = self._files[index]
             return self._check(matte_of(read_image(f).rgb), shape, f)
         return self._check(self._video_matte(index), shape, self.path)
+
+    def _by_number(self) -> dict[int, Path]:
+        """The sequence's files by the last number in their names (``frame_000123.png``: 123)."""
+        import re
+
+        found = {}
+        for f in self._files:
+            m = re.search(r"(\d+)\D*$", f.stem)
+            if m:
+                found[int(m.group(1))] = f
+        return found
 
     def _video_matte(self, index: int) -> np.ndarray:
         from .io.video import VideoFrameItem, VideoReader
