@@ -123,3 +123,27 @@ def test_reject_in_the_browser_then_rerun(tmp_path, capsys):
     others = (labels > 0) & ~region
     if others.any():
         assert (rerun[others] != before[others]).any()  # the other repairs still are
+
+
+def test_reel_review_and_mattes_by_frame_number(tmp_path, capsys):
+    from media import decode_frames
+    from test_chunks import make_damaged_clip
+
+    clip = make_damaged_clip(tmp_path / "reel.mkv", n=10)
+    out = tmp_path / "out.mkv"
+    code, _, err = run_cli(["restore", clip, "-o", out, "-q"], capsys)
+    assert code == 0, err
+    page = tmp_path / "review.html"
+    code, _, err = run_cli(["review", clip, out, "-o", page, "--frames", "3"], capsys)
+    assert code == 0, err
+    assert "3 picture(s)" in err and page.read_text().count('"name": "frame_0000') == 3
+    mattes = tmp_path / "mattes"
+    mattes.mkdir()
+    make_png(mattes / "frame_000003.png", np.full((64, 96), 255, np.uint8), text=None)  # protect frame 3 whole
+    again = tmp_path / "again.mkv"
+    code, _, err = run_cli(["restore", clip, "-o", again, "--protect", mattes, "-q"], capsys)
+    assert code == 0, err
+    src, first, second = decode_frames(clip), decode_frames(out), decode_frames(again)
+    np.testing.assert_array_equal(second[3][1], src[3][1])  # frame 3 untouched
+    assert not np.array_equal(first[3][1], src[3][1])  # (it was repaired without the matte)
+    np.testing.assert_array_equal(second[5][1], first[5][1])  # frames without a matte file as before
