@@ -283,22 +283,17 @@ def restore_video_on_ray(
     )
     _manifest(parts, record, video.force)
     todo = [c for c in chunks if not names[c].exists()]
-    ray = connect(options)
-    make, count = _actors(ray, options, model, restore, len(todo) or 1)
-    stats = RunStats(backend=f"ray ({count} worker(s))", temporal=model.temporal)
-    stats.skipped = total - sum(b - a + 1 for a, b in todo)
-    with Progress(f"restoring {src.name} on Ray", total, quiet) as progress:
-        progress.advance(stats.skipped)
-        results = _run_chunks(
-            ray,
-            make,
-            count,
-            todo,
-            lambda w, a, b: w.video_chunk.remote(str(src), str(names[(a, b)]), a, b, video),
-            progress,
-            on_chunk_done,
-        )
-    _add(stats, results)
+    stats, _ = _on_ray(
+        options,
+        model,
+        restore,
+        todo,
+        total,
+        f"restoring {src.name} on Ray",
+        lambda w, a, b: w.video_chunk.remote(str(src), str(names[(a, b)]), a, b, video),
+        quiet,
+        on_chunk_done,
+    )
     join_parts([names[c] for c in chunks], out, source=src, force=video.force)
     shutil.rmtree(parts, ignore_errors=True)
     stats.frames = total - stats.skipped
@@ -341,34 +336,53 @@ def restore_frames_on_ray(
         if force
         else [c for c in chunks if not all(output_name_for(f, out).exists() for f in files[c[0] : c[1] + 1])]
     )
-    ray = connect(options)
-    make, count = _actors(ray, options, model, restore, len(todo) or 1)
-    stats = RunStats(backend=f"ray ({count} worker(s))", temporal=model.temporal)
-    stats.skipped = len(files) - sum(b - a + 1 for a, b in todo)
-    with Progress(f"restoring {len(files)} image(s) on Ray", len(files), quiet) as progress:
-        progress.advance(stats.skipped)
-        results = _run_chunks(
-            ray,
-            make,
-            count,
-            todo,
-            lambda w, a, b: w.frames_chunk.remote(
-                str(spec),
-                str(out),
-                a,
-                b,
-                force,
-                None if mdir is None else str(mdir),
-                None if matte is None else str(matte),
-                mask_format,
-            ),
-            progress,
-            on_chunk_done,
-        )
-    _add(stats, results)
+    stats, results = _on_ray(
+        options,
+        model,
+        restore,
+        todo,
+        len(files),
+        f"restoring {len(files)} image(s) on Ray",
+        lambda w, a, b: w.frames_chunk.remote(
+            str(spec),
+            str(out),
+            a,
+            b,
+            force,
+            None if mdir is None else str(mdir),
+            None if matte is None else str(matte),
+            mask_format,
+        ),
+        quiet,
+        on_chunk_done,
+    )
     stats.frames = sum(r["frames"] for r in results)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _on_ray(
+    options: RayOptions,
+    model: ModelChoice,
+    restore: RestoreOptions,
+    todo: list[tuple[int, int]],
+    total: int,
+    description: str,
+    call: Callable[[Any, int, int], Any],
+    quiet: bool,
+    on_chunk_done: Callable[[int, int, list[Any]], None] | None,
+) -> tuple[RunStats, list[dict[str, Any]]]:
+    """Run ``call`` for every chunk of ``todo`` on Ray workers, with one progress bar over ``total``
+    frames (those of finished chunks counted as skipped); the summed statistics and each chunk's."""
+    ray = connect(options)
+    make, count = _actors(ray, options, model, restore, len(todo) or 1)
+    stats = RunStats(backend=f"ray ({count} worker(s))", temporal=model.temporal)
+    stats.skipped = total - sum(b - a + 1 for a, b in todo)
+    with Progress(description, total, quiet) as progress:
+        progress.advance(stats.skipped)
+        results = _run_chunks(ray, make, count, todo, call, progress, on_chunk_done)
+    _add(stats, results)
+    return stats, results
 
 
 def _add(stats: RunStats, results: list[dict[str, Any]]) -> None:

@@ -35,6 +35,14 @@ def _cli_ok(args) -> None:
         assert exc.code in (0, None), exc.code
 
 
+def dpx_sequence(folder: Path, n: int) -> Path:
+    """``n`` 16-bit DPX frames of :func:`_damaged_pattern` named ``reel_00000.dpx`` ... in ``folder``."""
+    folder.mkdir()
+    for i in range(n):
+        make_dpx(folder / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=16)
+    return folder
+
+
 def make_damaged_clip(path: Path, n: int = 60) -> Path:
     """``n`` frames of :func:`_damaged_pattern` as 10-bit RGB FFV1 at 24 fps, with a stereo PCM
     track as long as the video."""
@@ -214,10 +222,7 @@ class TestJoinRefuses:
 
 class TestSequenceChunks:
     def test_dpx_chunks_equal_one_run(self, tmp_path, capsys):
-        src = tmp_path / "scan"
-        src.mkdir()
-        for i in range(60):
-            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=16)
+        src = dpx_sequence(tmp_path / "scan", 60)
         whole = tmp_path / "whole"
         code, _, err = run_cli(["frames", src, "-o", whole, "-q"], capsys)
         assert code == 0, err

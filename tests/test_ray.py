@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import run_cli
-from media import decode_frames, make_dpx, packets_of
-from test_chunks import _damaged_pattern, make_damaged_clip
+from media import decode_frames, packets_of
+from test_chunks import dpx_sequence, make_damaged_clip
 
 from filmclean.api import ModelChoice
 from filmclean.engine import RestoreOptions
@@ -150,10 +150,7 @@ class TestVideoOnRay:
 
 class TestSequenceOnRay:
     def test_dpx_sequence_equals_one_process(self, cluster, tmp_path, capsys):
-        src = tmp_path / "scan"
-        src.mkdir()
-        for i in range(18):
-            make_dpx(src / f"reel_{i:05d}.dpx", _damaged_pattern(i), bits=16)
+        src = dpx_sequence(tmp_path / "scan", 18)
         whole = tmp_path / "whole"
         code, _, err = run_cli(["frames", src, "-o", whole, "-q"], capsys)
         assert code == 0, err

@@ -28,6 +28,18 @@ def _stills(folder: Path, n: int = 2) -> Path:
     return folder
 
 
+def _reviewed(tmp_path: Path, capsys) -> tuple[Path, Path, Path, str]:
+    """Two stills restored and reviewed: ``(originals, restored, page, the review's stderr)``."""
+    src = _stills(tmp_path / "src")
+    out = tmp_path / "out"
+    code, _, err = run_cli(["frames", src, "-o", out, "-q"], capsys)
+    assert code == 0, err
+    page = tmp_path / "review.html"
+    code, _, err = run_cli(["review", src, out, "-o", page], capsys)
+    assert code == 0, err
+    return src, out, page, err
+
+
 class TestFindRepairs:
     def test_groups_and_ranks(self):
         a = np.zeros((40, 60, 3), np.float32)
@@ -44,13 +56,7 @@ class TestFindRepairs:
 
 
 def test_page_is_self_contained(tmp_path, capsys):
-    src = _stills(tmp_path / "src")
-    out = tmp_path / "out"
-    code, _, err = run_cli(["frames", src, "-o", out, "-q"], capsys)
-    assert code == 0, err
-    page = tmp_path / "review.html"
-    code, _, err = run_cli(["review", src, out, "-o", page], capsys)
-    assert code == 0, err
+    src, out, page, err = _reviewed(tmp_path, capsys)
     assert "2 picture(s)" in err
     text = page.read_text()
     assert "<script src" not in text and "http://" not in text and "https://" not in text
@@ -63,13 +69,7 @@ def test_reject_in_the_browser_then_rerun(tmp_path, capsys):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    src = _stills(tmp_path / "src")
-    out = tmp_path / "out"
-    code, _, err = run_cli(["frames", src, "-o", out, "-q"], capsys)
-    assert code == 0, err
-    page = tmp_path / "review.html"
-    code, _, err = run_cli(["review", src, out, "-o", page], capsys)
-    assert code == 0, err
+    src, out, page, err = _reviewed(tmp_path, capsys)
 
     downloads = tmp_path / "mattes"
     downloads.mkdir()
