@@ -95,3 +95,18 @@ class TestFramesInfrared:
         code, _, err = run_cli(["frames", src, "-o", tmp_path / "out", "--infrared"], capsys)
         assert code != 0 and "rgb.tif" in err and "no fourth (infrared) channel" in err
         assert "Traceback" not in err and not (tmp_path / "out" / "rgb.tif").exists()
+
+
+def test_rgbi_exr(tmp_path, capsys):
+    """DPX/EXR scans carry the infrared as their fourth channel too (here a float EXR)."""
+    from media import make_exr
+
+    rgb, ir, visible = rgbi_scan(4)
+    src = tmp_path / "scans"
+    src.mkdir()
+    make_exr(src / "frame.exr", np.concatenate([rgb, ir[..., None]], axis=-1), half=False)
+    code, _, err = run_cli(["frames", src, "-o", tmp_path / "out", "--infrared"], capsys)
+    assert code == 0, err
+    before, after = read_image(src / "frame.exr"), read_image(tmp_path / "out" / "frame.exr")
+    np.testing.assert_array_equal(after.alpha, before.alpha)
+    assert (after.rgb != before.rgb).any(axis=-1)[visible].mean() > 0.9
