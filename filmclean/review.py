@@ -181,7 +181,7 @@ def write_review(
     force: bool = False,
 ) -> ReviewStats:
     """Write the review page (see the module docstring) to ``output``, atomically."""
-    from .io import check_output_path, partial_path, replace_file
+    from .io import check_output_path, write_bytes_atomically
 
     a, b = Path(original), Path(restored)
     for p in (a, b):
@@ -229,9 +229,7 @@ def write_review(
     page = _PAGE.replace("__TITLE__", html.escape(f"filmclean review: {a.name}")).replace(
         "__DATA__", json.dumps({"pictures": data, "top": [c for _, c in crops[:top]], "reel": reel})
     )
-    tmp = partial_path(out)
-    tmp.write_text(page, encoding="utf-8")
-    replace_file(tmp, out)
+    write_bytes_atomically(out, page.encode("utf-8"))
     return stats
 
 

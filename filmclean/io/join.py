@@ -155,7 +155,7 @@ def join_parts(
     tmp = partial_path(out)
     stats = JoinStats(parts=len(probed))
     try:
-        with av.open(str(tmp), "w", format=_format_of(out)) as container:
+        with av.open(str(tmp), "w") as container:  # the partial name keeps the extension: the muxer
             _join_into(container, probed, src, stats, out)
     except av.FFmpegError as exc:
         tmp.unlink(missing_ok=True)
@@ -165,11 +165,6 @@ def join_parts(
         raise
     replace_file(tmp, out)
     return stats
-
-
-def _format_of(out: Path) -> str | None:
-    """The muxer for ``out``'s extension (the partial file's own name ends otherwise)."""
-    return {".mkv": "matroska", ".mov": "mov", ".mp4": "mp4", ".avi": "avi"}.get(out.suffix.lower())
 
 
 def _join_into(
